@@ -1,0 +1,124 @@
+# One build for everything: host programs (release and sanitized flavours),
+# the freestanding guest kernel, the tests. Each folder adds its sources
+# through a module.mk; this file holds the rules they share.
+#
+#   make            build the VMM, the guest kernel and the host tools
+#   make run        boot the guest kernel in our VMM (nested where needed)
+#   make test       every suite; ends with "N passed, N failed"
+#   make soak       long randomized runs (not part of make test)
+#   make bench      benchmarks, tables under build/bench/
+
+BUILD      := build
+SHELL      := /bin/bash
+.DEFAULT_GOAL := all
+
+# ---- host C++ ---------------------------------------------------------------
+HOST_CXX      ?= g++
+HOST_CPPFLAGS := -I. -MMD -MP
+HOST_CXXFLAGS := -std=c++20 -Wall -Wextra -g
+REL_FLAGS     := -O2
+# The tests use this flavour: ASan and UBSan on every line of host code.
+SAN_FLAGS     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                 -fno-sanitize-recover=undefined
+
+# Filled in by the module.mk files.
+HOST_PROGRAMS  :=   # names; each sets <name>_SRCS and optionally <name>_LIBS
+SG_SRCS        :=   # storage-guests protocol code: host and guest alike
+UNIT_TESTS     :=   # suite names; each sets <name>_TEST_SRCS (GoogleTest),
+                    # built to build/san/test-<name> and run by make test
+GUEST_SRCS     :=   # guest kernel C++ sources
+GUEST_ASM      :=   # guest kernel assembly (.S)
+
+# ---- guest (freestanding) C++ -----------------------------------------------
+GUEST_CXX      ?= g++
+GUEST_CXXFLAGS := -std=c++20 -Wall -Wextra -g -O2 -ffreestanding \
+                  -fno-exceptions -fno-rtti -fno-asynchronous-unwind-tables \
+                  -mno-red-zone -fno-pic -fno-pie -fno-stack-protector \
+                  -fno-omit-frame-pointer -fno-threadsafe-statics \
+                  -ffunction-sections -fdata-sections
+GUEST_CPPFLAGS := -I. -MMD -MP
+GUEST_LDFLAGS  := -nostdlib -static -no-pie -Wl,--gc-sections \
+                  -Wl,-z,max-page-size=4096 -Wl,--build-id=none
+
+include $(sort $(wildcard */module.mk */*/module.mk))
+
+rel_objs = $(patsubst %.cc,$(BUILD)/rel/%.o,$(1))
+san_objs = $(patsubst %.cc,$(BUILD)/san/%.o,$(1))
+
+$(BUILD)/rel/%.o: %.cc | deps
+	@mkdir -p $(@D)
+	$(HOST_CXX) $(HOST_CPPFLAGS) $(HOST_CXXFLAGS) $(REL_FLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.cc | deps
+	@mkdir -p $(@D)
+	$(HOST_CXX) $(HOST_CPPFLAGS) $(HOST_CXXFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+# Every host program is built twice: build/NAME (release, what users run)
+# and build/san/NAME (sanitized, what the tests run).
+define host_program
+$(BUILD)/$(1): $(call rel_objs,$($(1)_SRCS))
+	$$(HOST_CXX) $$(HOST_CXXFLAGS) $$(REL_FLAGS) -o $$@ $$^ $$($(1)_LIBS)
+$(BUILD)/san/$(1): $(call san_objs,$($(1)_SRCS))
+	$$(HOST_CXX) $$(HOST_CXXFLAGS) $$(SAN_FLAGS) -o $$@ $$^ $$($(1)_LIBS)
+endef
+$(foreach p,$(HOST_PROGRAMS),$(eval $(call host_program,$(p))))
+
+UNIT_TEST_LIBS := -lgtest -lgtest_main -pthread
+define unit_test
+$(BUILD)/san/test-$(1): $(call san_objs,$($(1)_TEST_SRCS))
+	$$(HOST_CXX) $$(HOST_CXXFLAGS) $$(SAN_FLAGS) -o $$@ $$^ $$($(1)_TEST_LIBS) $$(UNIT_TEST_LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test,$(t))))
+UNIT_TEST_BINS := $(addprefix $(BUILD)/san/test-,$(UNIT_TESTS))
+
+# ---- guest objects ----------------------------------------------------------
+$(BUILD)/guest/%.o: %.cc | deps
+	@mkdir -p $(@D)
+	$(GUEST_CXX) $(GUEST_CPPFLAGS) $(GUEST_CXXFLAGS) -c $< -o $@
+
+$(BUILD)/guest/%.o: %.S | deps
+	@mkdir -p $(@D)
+	$(GUEST_CXX) $(GUEST_CPPFLAGS) -c $< -o $@
+
+GUEST_OBJS := $(patsubst %.S,$(BUILD)/guest/%.o,$(GUEST_ASM)) \
+              $(patsubst %.cc,$(BUILD)/guest/%.o,$(GUEST_SRCS))
+
+# libstdc++.a supplies the container internals (DESIGN.md decision 4); the
+# kernel supplies operator new/delete, mem* and the __throw_* hooks.
+$(BUILD)/guest-kernel.elf: $(GUEST_OBJS) boot/kernel.ld
+	$(GUEST_CXX) $(GUEST_LDFLAGS) -T boot/kernel.ld -o $@ $(GUEST_OBJS) \
+	    -Wl,--start-group -lstdc++ -lgcc -Wl,--end-group
+
+# ---- top-level targets ------------------------------------------------------
+.PHONY: all deps run test soak bench clean freestanding-check
+all: $(addprefix $(BUILD)/,$(HOST_PROGRAMS)) $(BUILD)/guest-kernel.elf
+
+# Installs missing Debian packages when root, otherwise names the exact
+# apt-get line and stops.
+deps:
+	@scripts/deps
+
+TEST_ARTIFACTS := all $(addprefix $(BUILD)/san/,$(HOST_PROGRAMS)) \
+                  $(UNIT_TEST_BINS) $(EXTRA_TEST_ARTIFACTS)
+
+# The protocol code must also build with the guest kernel's flags.
+freestanding-check: $(patsubst %.cc,$(BUILD)/guest/%.o,$(SG_SRCS))
+
+run: all
+	scripts/run
+
+test: deps
+	@$(MAKE) --no-print-directory -j2 $(TEST_ARTIFACTS)
+	@tests/run-all
+
+soak: deps
+	@$(MAKE) --no-print-directory -j2 $(TEST_ARTIFACTS)
+	@tests/run-all --soak
+
+bench: all $(BENCH_TARGETS)
+
+clean:
+	rm -rf $(BUILD)/rel $(BUILD)/san $(BUILD)/guest $(BUILD)/*.elf \
+	       $(addprefix $(BUILD)/,$(HOST_PROGRAMS))
+
+-include $(shell find $(BUILD)/rel $(BUILD)/san $(BUILD)/guest -name '*.d' 2>/dev/null)

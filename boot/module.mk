@@ -1,0 +1,1 @@
+GUEST_ASM += boot/pvh_entry.S

@@ -1,0 +1,98 @@
+#include "vmm/cli.h"
+
+#include <charconv>
+
+namespace vmm {
+
+const char* usage_text() {
+  return "usage: vmm run -k KERNEL [options]\n"
+         "       vmm --help | --version\n"
+         "\n"
+         "Boots a PVH kernel (an ELF with a XEN_ELFNOTE_PHYS32_ENTRY note) in a KVM virtual machine.\n"
+         "\n"
+         "options for run:\n"
+         "  -k, --kernel FILE     the kernel ELF to boot (required)\n"
+         "  -m, --mem SIZE        guest RAM: 64M, 1G, or MiB (default 64M; 16M to 3G)\n"
+         "  -c, --cpus N          number of vCPUs, one thread each (default 1; at most 64)\n"
+         "      --cmdline STR     the kernel command line\n"
+         "      --console FILE    write the serial console to FILE instead of stdout\n"
+         "      --stats           print VM exit statistics when the VM ends\n"
+         "\n"
+         "exit status: the guest's debug-exit status; 120 if the guest crashed (triple fault,\n"
+         "KVM internal error, failed entry); 125 if the VMM could not run it; 2 on bad usage.\n";
+}
+
+uint64_t parse_mem_size(std::string_view text) {
+  if (text.empty()) throw UsageError("memory size is empty");
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data())
+    throw UsageError("malformed memory size '" + std::string(text) + "' (try 64M or 1G)");
+  std::string_view suffix(end, text.data() + text.size() - end);
+  unsigned shift;
+  if (suffix.empty() || suffix == "M" || suffix == "m" || suffix == "MiB") shift = 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") shift = 30;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
+  else throw UsageError("malformed memory size '" + std::string(text) + "' (unknown suffix '" + std::string(suffix) + "')");
+  if (value > (kMaxGuestMem >> shift)) throw UsageError("memory size " + std::string(text) + " is larger than 3G");
+  const uint64_t bytes = value << shift;
+  if (bytes < kMinGuestMem) throw UsageError("memory size " + std::string(text) + " is smaller than 16M");
+  if (bytes % (1u << 20)) throw UsageError("memory size " + std::string(text) + " is not a whole number of MiB");
+  return bytes;
+}
+
+namespace {
+
+int parse_cpus(const std::string& text) {
+  int n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 1 || n > kMaxVcpus)
+    throw UsageError("vCPU count must be a number from 1 to " + std::to_string(kMaxVcpus) + ", not '" + text + "'");
+  return n;
+}
+
+}  // namespace
+
+CliResult parse_cli(const std::vector<std::string>& args) {
+  CliResult r{CliCommand::kHelp, {}};
+  if (args.empty()) throw UsageError("no command given (try 'vmm --help')");
+  const std::string& cmd = args[0];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") return r;
+  if (cmd == "--version" || cmd == "-V" || cmd == "version") {
+    r.command = CliCommand::kVersion;
+    return r;
+  }
+  if (cmd != "run") throw UsageError("unknown command '" + cmd + "' (try 'vmm --help')");
+  r.command = CliCommand::kRun;
+
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    // Options take their value as the next word or after '='.
+    std::string name = a, value;
+    bool inline_value = false;
+    if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
+      name = a.substr(0, a.find('='));
+      value = a.substr(a.find('=') + 1);
+      inline_value = true;
+    }
+    auto take_value = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= args.size()) throw UsageError("option " + name + " needs a value");
+      return args[++i];
+    };
+    if (name == "-k" || name == "--kernel") r.config.kernel = take_value();
+    else if (name == "-m" || name == "--mem") r.config.mem_bytes = parse_mem_size(take_value());
+    else if (name == "-c" || name == "--cpus") r.config.vcpus = parse_cpus(take_value());
+    else if (name == "--cmdline") r.config.cmdline = take_value();
+    else if (name == "--console") r.config.console = take_value();
+    else if (name == "--stats" && !inline_value) r.config.stats = true;
+    else if (name == "-h" || name == "--help") {
+      r.command = CliCommand::kHelp;
+      return r;
+    } else throw UsageError("unknown option '" + a + "' (try 'vmm --help')");
+  }
+  if (r.config.kernel.empty()) throw UsageError("no kernel given (use -k FILE)");
+  return r;
+}
+
+}  // namespace vmm

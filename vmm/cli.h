@@ -1,0 +1,46 @@
+// The VMM's command line, in kvmtool's style:
+//   vmm run -k KERNEL [-m SIZE] [-c N] [--cmdline STR] [--stats] [--console FILE]
+//   vmm --help | --version
+// Parsing is pure (no I/O) so every bad input is testable; errors are
+// UsageError with a one-line message.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vmm {
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct VmConfig {
+  std::string kernel;
+  uint64_t mem_bytes = 64ull << 20;
+  int vcpus = 1;
+  std::string cmdline;
+  bool stats = false;
+  std::string console;  // empty: stdout
+};
+
+enum class CliCommand { kRun, kHelp, kVersion };
+
+struct CliResult {
+  CliCommand command;
+  VmConfig config;
+};
+
+constexpr uint64_t kMinGuestMem = 16ull << 20;
+constexpr uint64_t kMaxGuestMem = 3ull << 30;  // RAM stays below the 32-bit hole
+constexpr int kMaxVcpus = 64;
+
+CliResult parse_cli(const std::vector<std::string>& args);  // args exclude argv[0]
+// "64M", "1G", "512K", or a plain number of MiB (kvmtool's convention).
+uint64_t parse_mem_size(std::string_view text);
+const char* usage_text();
+
+}  // namespace vmm

@@ -1,0 +1,73 @@
+#include "vmm/exit_stats.h"
+
+#include <linux/kvm.h>
+
+#include <cstdio>
+
+namespace vmm {
+
+const char* exit_reason_name(uint32_t reason) {
+  switch (reason) {
+    case KVM_EXIT_UNKNOWN: return "unknown";
+    case KVM_EXIT_EXCEPTION: return "exception";
+    case KVM_EXIT_IO: return "io";
+    case KVM_EXIT_HYPERCALL: return "hypercall";
+    case KVM_EXIT_DEBUG: return "debug";
+    case KVM_EXIT_HLT: return "hlt";
+    case KVM_EXIT_MMIO: return "mmio";
+    case KVM_EXIT_IRQ_WINDOW_OPEN: return "irq-window-open";
+    case KVM_EXIT_SHUTDOWN: return "shutdown";
+    case KVM_EXIT_FAIL_ENTRY: return "fail-entry";
+    case KVM_EXIT_INTR: return "intr";
+    case KVM_EXIT_SET_TPR: return "set-tpr";
+    case KVM_EXIT_TPR_ACCESS: return "tpr-access";
+    case KVM_EXIT_NMI: return "nmi";
+    case KVM_EXIT_INTERNAL_ERROR: return "internal-error";
+    case KVM_EXIT_SYSTEM_EVENT: return "system-event";
+    case KVM_EXIT_IOAPIC_EOI: return "ioapic-eoi";
+    case KVM_EXIT_X86_RDMSR: return "rdmsr";
+    case KVM_EXIT_X86_WRMSR: return "wrmsr";
+    default: return "other";
+  }
+}
+
+void ExitStats::record(uint32_t exit_reason, uint64_t handling_ns) {
+  Entry& e = entries_[exit_reason];
+  ++e.count;
+  e.handling_ns += handling_ns;
+}
+
+void ExitStats::merge(const ExitStats& other) {
+  for (const auto& [reason, e] : other.entries_) {
+    entries_[reason].count += e.count;
+    entries_[reason].handling_ns += e.handling_ns;
+  }
+}
+
+uint64_t ExitStats::total() const {
+  uint64_t n = 0;
+  for (const auto& [reason, e] : entries_) n += e.count;
+  return n;
+}
+
+std::string ExitStats::format(double wall_seconds) const {
+  std::string out;
+  char line[160];
+  const uint64_t total_exits = total();
+  snprintf(line, sizeof line, "%-16s %10s %7s %14s %12s\n", "exit reason", "count", "share", "mean handling", "exits/s");
+  out += line;
+  for (const auto& [reason, e] : entries_) {
+    snprintf(line, sizeof line, "%-16s %10llu %6.1f%% %11.1f us %12.1f\n", exit_reason_name(reason),
+             static_cast<unsigned long long>(e.count), total_exits ? 100.0 * e.count / total_exits : 0.0,
+             e.count ? e.handling_ns / 1e3 / e.count : 0.0, wall_seconds > 0 ? e.count / wall_seconds : 0.0);
+    out += line;
+  }
+  snprintf(line, sizeof line, "%-16s %10llu %7s %14s %12.1f\n", "total", static_cast<unsigned long long>(total_exits),
+           "", "", wall_seconds > 0 ? total_exits / wall_seconds : 0.0);
+  out += line;
+  snprintf(line, sizeof line, "VM ran for %.3f s\n", wall_seconds);
+  out += line;
+  return out;
+}
+
+}  // namespace vmm

@@ -1,0 +1,262 @@
+#include "vmm/machine.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "boot/platform.h"
+#include "vmm/cpu_state.h"
+#include "vmm/devices/debug_exit.h"
+#include "vmm/devices/uart16550.h"
+#include "vmm/host_virt.h"
+#include "vmm/pvh_loader.h"
+
+namespace vmm {
+namespace {
+
+constexpr uint32_t kSerialIrq = 4;
+constexpr int kKickSignal = SIGUSR1;
+
+uint64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void install_kick_handler() {
+  // The handler does nothing: its only purpose is to make KVM_RUN return
+  // EINTR. No SA_RESTART, so the ioctl is not restarted.
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  sigemptyset(&sa.sa_mask);
+  sigaction(kKickSignal, &sa, nullptr);
+}
+
+}  // namespace
+
+Machine::Machine(const VmConfig& config) : config_(config), kvm_(), vm_(kvm_), mem_(config.mem_bytes) {
+  if (!kvm_.check_extension(KVM_CAP_IRQCHIP)) throw std::runtime_error("KVM lacks the in-kernel irqchip");
+  if (!kvm_.check_extension(KVM_CAP_USER_MEMORY)) throw std::runtime_error("KVM lacks user memory regions");
+  run_area_size_ = kvm_.vcpu_mmap_size();
+
+  // Intel needs three pages for the real-mode TSS and one for the identity
+  // map, outside RAM; they are reserved in the guest's memory map.
+  if (kvm_.check_extension(KVM_CAP_SET_TSS_ADDR)) vm_.set_tss_addr(BootLayout::kKvmReservedStart + 0x1000);
+  if (kvm_.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR))
+    vm_.set_identity_map_addr(BootLayout::kKvmReservedStart);
+  vm_.create_irqchip();
+  if (kvm_.check_extension(KVM_CAP_PIT2)) vm_.create_pit();
+  for (size_t slot = 0; slot < mem_.regions().size(); ++slot) {
+    const MemoryRegion& r = mem_.regions()[slot];
+    vm_.set_memory_region(static_cast<uint32_t>(slot), r.gpa, r.size, r.host);
+  }
+
+  if (config_.console.empty()) {
+    console_ = stdout;
+  } else {
+    console_ = std::fopen(config_.console.c_str(), "w");
+    if (!console_) throw std::runtime_error("cannot open console file '" + config_.console + "': " + std::strerror(errno));
+    own_console_ = true;
+  }
+
+  const std::vector<uint8_t> image = read_kernel_file(config_.kernel);
+  const PvhKernel kernel = load_pvh_kernel(image, mem_);
+  const uint64_t start_info = write_start_info(mem_, config_.cmdline);
+  setup_devices();
+  setup_vcpus(kernel.entry, start_info);
+}
+
+Machine::~Machine() {
+  if (console_) std::fflush(console_);
+  if (own_console_) std::fclose(console_);
+}
+
+void Machine::console_byte(uint8_t b) {
+  std::fputc(b, console_);
+  if (b == '\n') std::fflush(console_);
+}
+
+void Machine::setup_devices() {
+  const int vm_fd = vm_.fd();
+  auto serial_irq = [vm_fd](bool level) {
+    kvm_irq_level irq{};
+    irq.irq = kSerialIrq;
+    irq.level = level ? 1 : 0;
+    // A failed interrupt line change is not fatal for a console; report it.
+    if (ioctl(vm_fd, KVM_IRQ_LINE, &irq) < 0) std::perror("vmm: KVM_IRQ_LINE for the serial port");
+  };
+  pio_.add(platform::kSerialPort, 8, std::make_shared<Uart16550>([this](uint8_t b) { console_byte(b); }, serial_irq),
+           "serial (COM1)");
+  pio_.add(platform::kDebugExitPort, platform::kDebugExitSize,
+           std::make_shared<DebugExit>([this](uint32_t status) {
+             // Statuses above 255 cannot be an exit status; say so and clamp.
+             request_stop(status > 255 ? 255 : static_cast<int>(status));
+           }),
+           "debug-exit");
+}
+
+void Machine::setup_vcpus(uint32_t entry, uint64_t start_info) {
+  const auto supported = kvm_.supported_cpuid();
+  for (int i = 0; i < config_.vcpus; ++i) {
+    auto vcpu = vm_.create_vcpu(i, run_area_size_);
+    vcpu->set_cpuid(cpuid_for_vcpu(supported, i, config_.vcpus));
+    // Only the boot processor starts at the PVH entry; the others wait in
+    // the in-kernel LAPIC for INIT and SIPI, as on real hardware.
+    if (i == 0) {
+      kvm_sregs sregs = vcpu->sregs();
+      kvm_regs regs{};
+      set_pvh_entry_state(sregs, regs, entry, static_cast<uint32_t>(start_info));
+      vcpu->set_sregs(sregs);
+      vcpu->set_regs(regs);
+    }
+    vcpus_.push_back(std::move(vcpu));
+  }
+  stats_.resize(vcpus_.size());
+}
+
+int Machine::run() {
+  std::cerr << "vmm: KVM on " << describe_host_virtualization() << "; " << config_.vcpus << " vCPU"
+            << (config_.vcpus > 1 ? "s" : "") << ", " << (config_.mem_bytes >> 20) << " MiB\n";
+  install_kick_handler();
+  const uint64_t start = now_ns();
+  for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_loop(static_cast<int>(i)); });
+  for (auto& t : threads_) t.join();
+  const double seconds = (now_ns() - start) / 1e9;
+  std::fflush(console_);
+  if (config_.stats) {
+    ExitStats all;
+    for (const auto& s : stats_) all.merge(s);
+    std::cerr << "vmm: exit statistics\n" << all.format(seconds);
+  }
+  return status_.load();
+}
+
+void Machine::request_stop(int status) {
+  bool expected = false;
+  if (!stopping_.compare_exchange_strong(expected, true)) return;
+  status_ = status;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    vcpus_[i]->run_area()->immediate_exit = 1;
+    if (i < threads_.size()) pthread_kill(threads_[i].native_handle(), kKickSignal);
+  }
+}
+
+void Machine::vcpu_loop(int index) {
+  Vcpu& vcpu = *vcpus_[index];
+  ExitStats& stats = stats_[index];
+  try {
+    while (!stopping_) {
+      const bool ran = vcpu.run();
+      const uint64_t t0 = now_ns();
+      if (!ran) {
+        stats.record(KVM_EXIT_INTR, now_ns() - t0);
+        continue;
+      }
+      kvm_run* run = vcpu.run_area();
+      const uint32_t reason = run->exit_reason;
+      const bool keep_going = handle_exit(vcpu, run);
+      stats.record(reason, now_ns() - t0);
+      if (!keep_going) break;
+    }
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard lock(report_mu_);
+      std::cerr << "vmm: vCPU " << index << ": " << e.what() << "\n";
+    }
+    request_stop(kExitVmmError);
+  }
+}
+
+bool Machine::handle_exit(Vcpu& vcpu, kvm_run* run) {
+  switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+      handle_pio(run);
+      return true;
+    case KVM_EXIT_MMIO:
+      handle_mmio(run);
+      return true;
+    case KVM_EXIT_INTR:
+    case KVM_EXIT_HLT:  // with the in-kernel LAPIC, only on odd hosts: resume
+      return true;
+    case KVM_EXIT_SHUTDOWN:
+      report_crash(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
+      request_stop(kExitGuestCrash);
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR: {
+      std::string what = "KVM internal error, suberror " + std::to_string(run->internal.suberror);
+      for (uint32_t i = 0; i < run->internal.ndata && i < 16; ++i) {
+        char b[24];
+        snprintf(b, sizeof b, " %llx", static_cast<unsigned long long>(run->internal.data[i]));
+        what += b;
+      }
+      report_crash(vcpu, what);
+      request_stop(kExitGuestCrash);
+      return false;
+    }
+    case KVM_EXIT_FAIL_ENTRY: {
+      char b[96];
+      snprintf(b, sizeof b, "VM entry failed, hardware reason 0x%llx",
+               static_cast<unsigned long long>(run->fail_entry.hardware_entry_failure_reason));
+      report_crash(vcpu, b);
+      request_stop(kExitGuestCrash);
+      return false;
+    }
+    case KVM_EXIT_SYSTEM_EVENT:
+      if (run->system_event.type == KVM_SYSTEM_EVENT_CRASH) {
+        report_crash(vcpu, "guest reported a crash (KVM_SYSTEM_EVENT_CRASH)");
+        request_stop(kExitGuestCrash);
+      } else {
+        request_stop(0);  // shutdown or reset: the guest ended itself
+      }
+      return false;
+    default:
+      report_crash(vcpu, std::string("unexpected exit '") + exit_reason_name(run->exit_reason) + "' (" +
+                             std::to_string(run->exit_reason) + ")");
+      request_stop(kExitGuestCrash);
+      return false;
+  }
+}
+
+void Machine::handle_pio(kvm_run* run) {
+  const auto& io = run->io;
+  // The data area lies inside the run area; KVM sets it up, but a bad
+  // offset must not make us touch memory we do not own.
+  const uint64_t bytes = uint64_t(io.size) * io.count;
+  if ((io.size != 1 && io.size != 2 && io.size != 4) || io.data_offset > uint64_t(run_area_size_) ||
+      bytes > uint64_t(run_area_size_) - io.data_offset)
+    throw std::runtime_error("malformed port I/O exit");
+  uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
+  for (uint32_t i = 0; i < io.count; ++i, data += io.size) {
+    if (io.direction == KVM_EXIT_IO_OUT) pio_.write(io.port, data, io.size);
+    else pio_.read(io.port, data, io.size);
+  }
+}
+
+void Machine::handle_mmio(kvm_run* run) {
+  auto& m = run->mmio;
+  if (m.len == 0 || m.len > sizeof m.data) throw std::runtime_error("malformed MMIO exit");
+  if (m.is_write) mmio_.write(m.phys_addr, m.data, m.len);
+  else mmio_.read(m.phys_addr, m.data, m.len);
+}
+
+void Machine::report_crash(Vcpu& vcpu, const std::string& what) {
+  std::fflush(console_);
+  std::lock_guard lock(report_mu_);
+  std::cerr << "vmm: vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
+  try {
+    const kvm_regs regs = vcpu.regs();
+    const kvm_sregs sregs = vcpu.sregs();
+    std::cerr << format_cpu_state(regs, sregs);
+    if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000)
+      std::cerr << "vmm: (this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
+                   "intercept, so the registers at the fault are lost)
+";
+  } catch (const std::exception& e) {
+    std::cerr << "vmm: cannot read the vCPU's registers: " << e.what() << "\n";
+  }
+}
+
+}  // namespace vmm

@@ -1,0 +1,68 @@
+// One virtual machine: KVM objects, guest RAM with the kernel loaded by
+// PVH, the platform devices on the I/O buses, and one thread per vCPU
+// running the exit dispatcher. run() returns the VMM's exit status.
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vmm/cli.h"
+#include "vmm/exit_stats.h"
+#include "vmm/guest_memory.h"
+#include "vmm/io_bus.h"
+#include "vmm/kvm.h"
+
+namespace vmm {
+
+// Exit statuses beyond the guest's own (see usage_text()).
+constexpr int kExitUsage = 2;
+constexpr int kExitGuestCrash = 120;
+constexpr int kExitVmmError = 125;
+
+class Machine {
+ public:
+  // Builds the whole VM; throws (KvmError, LoadError, std::runtime_error)
+  // with a one-line reason if anything is missing or malformed.
+  explicit Machine(const VmConfig& config);
+  ~Machine();
+
+  int run();
+
+ private:
+  void setup_devices();
+  void setup_vcpus(uint32_t entry, uint64_t start_info);
+  void vcpu_loop(int index);
+  // Dispatches one exit; returns false when the vCPU must stop.
+  bool handle_exit(Vcpu& vcpu, kvm_run* run);
+  void handle_pio(kvm_run* run);
+  void handle_mmio(kvm_run* run);
+  void report_crash(Vcpu& vcpu, const std::string& what);
+  // First caller's status wins; every vCPU is kicked out of KVM_RUN.
+  void request_stop(int status);
+  void console_byte(uint8_t b);
+
+  VmConfig config_;
+  Kvm kvm_;
+  Vm vm_;
+  GuestMemory mem_;
+  IoBus pio_;
+  IoBus mmio_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  std::vector<std::thread> threads_;
+  std::vector<ExitStats> stats_;
+  int run_area_size_ = 0;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> status_{0};
+  std::mutex report_mu_;
+
+  FILE* console_ = nullptr;
+  bool own_console_ = false;
+};
+
+}  // namespace vmm

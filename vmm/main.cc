@@ -1,0 +1,32 @@
+// vmm: boots a PVH kernel in a KVM virtual machine. See cli.h for usage.
+#include <iostream>
+
+#include "vmm/cli.h"
+#include "vmm/machine.h"
+
+#ifndef VMM_VERSION
+#define VMM_VERSION "0.1.0"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace vmm;
+  CliResult cli;
+  try {
+    cli = parse_cli(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const UsageError& e) {
+    std::cerr << "vmm: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  switch (cli.command) {
+    case CliCommand::kHelp: std::cout << usage_text(); return 0;
+    case CliCommand::kVersion: std::cout << "vmm " << VMM_VERSION << "\n"; return 0;
+    case CliCommand::kRun: break;
+  }
+  try {
+    Machine machine(cli.config);
+    return machine.run();
+  } catch (const std::exception& e) {
+    std::cerr << "vmm: " << e.what() << "\n";
+    return kExitVmmError;
+  }
+}

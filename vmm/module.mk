@@ -1,0 +1,5 @@
+# The VMM: everything but main.cc is a library the unit tests link too.
+VMM_LIB_SRCS := $(filter-out vmm/main.cc,$(wildcard vmm/*.cc vmm/*/*.cc))
+HOST_PROGRAMS += vmm
+vmm_SRCS := vmm/main.cc $(VMM_LIB_SRCS)
+vmm_LIBS := -pthread
