@@ -42,14 +42,14 @@ GUEST_LDFLAGS  := -nostdlib -static -no-pie -Wl,--gc-sections \
 
 include $(sort $(wildcard */module.mk */*/module.mk))
 
-rel_objs = $(patsubst %.cc,$(BUILD)/rel/%.o,$(1))
-san_objs = $(patsubst %.cc,$(BUILD)/san/%.o,$(1))
+rel_objs = $(patsubst %.cc,$(BUILD)/obj/rel/%.o,$(1))
+san_objs = $(patsubst %.cc,$(BUILD)/obj/san/%.o,$(1))
 
-$(BUILD)/rel/%.o: %.cc | deps
+$(BUILD)/obj/rel/%.o: %.cc | deps
 	@mkdir -p $(@D)
 	$(HOST_CXX) $(HOST_CPPFLAGS) $(HOST_CXXFLAGS) $(REL_FLAGS) -c $< -o $@
 
-$(BUILD)/san/%.o: %.cc | deps
+$(BUILD)/obj/san/%.o: %.cc | deps
 	@mkdir -p $(@D)
 	$(HOST_CXX) $(HOST_CPPFLAGS) $(HOST_CXXFLAGS) $(SAN_FLAGS) -c $< -o $@
 
@@ -57,8 +57,10 @@ $(BUILD)/san/%.o: %.cc | deps
 # and build/san/NAME (sanitized, what the tests run).
 define host_program
 $(BUILD)/$(1): $(call rel_objs,$($(1)_SRCS))
+	@mkdir -p $$(@D)
 	$$(HOST_CXX) $$(HOST_CXXFLAGS) $$(REL_FLAGS) -o $$@ $$^ $$($(1)_LIBS)
 $(BUILD)/san/$(1): $(call san_objs,$($(1)_SRCS))
+	@mkdir -p $$(@D)
 	$$(HOST_CXX) $$(HOST_CXXFLAGS) $$(SAN_FLAGS) -o $$@ $$^ $$($(1)_LIBS)
 endef
 $(foreach p,$(HOST_PROGRAMS),$(eval $(call host_program,$(p))))
@@ -66,22 +68,23 @@ $(foreach p,$(HOST_PROGRAMS),$(eval $(call host_program,$(p))))
 UNIT_TEST_LIBS := -lgtest -lgtest_main -pthread
 define unit_test
 $(BUILD)/san/test-$(1): $(call san_objs,$($(1)_TEST_SRCS))
+	@mkdir -p $$(@D)
 	$$(HOST_CXX) $$(HOST_CXXFLAGS) $$(SAN_FLAGS) -o $$@ $$^ $$($(1)_TEST_LIBS) $$(UNIT_TEST_LIBS)
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_test,$(t))))
 UNIT_TEST_BINS := $(addprefix $(BUILD)/san/test-,$(UNIT_TESTS))
 
 # ---- guest objects ----------------------------------------------------------
-$(BUILD)/guest/%.o: %.cc | deps
+$(BUILD)/obj/guest/%.o: %.cc | deps
 	@mkdir -p $(@D)
 	$(GUEST_CXX) $(GUEST_CPPFLAGS) $(GUEST_CXXFLAGS) -c $< -o $@
 
-$(BUILD)/guest/%.o: %.S | deps
+$(BUILD)/obj/guest/%.o: %.S | deps
 	@mkdir -p $(@D)
 	$(GUEST_CXX) $(GUEST_CPPFLAGS) -c $< -o $@
 
-GUEST_OBJS := $(patsubst %.S,$(BUILD)/guest/%.o,$(GUEST_ASM)) \
-              $(patsubst %.cc,$(BUILD)/guest/%.o,$(GUEST_SRCS))
+GUEST_OBJS := $(patsubst %.S,$(BUILD)/obj/guest/%.o,$(GUEST_ASM)) \
+              $(patsubst %.cc,$(BUILD)/obj/guest/%.o,$(GUEST_SRCS))
 
 # libstdc++.a supplies the container internals (DESIGN.md decision 4); the
 # kernel supplies operator new/delete, mem* and the __throw_* hooks.
@@ -102,23 +105,23 @@ TEST_ARTIFACTS := all $(addprefix $(BUILD)/san/,$(HOST_PROGRAMS)) \
                   $(UNIT_TEST_BINS) $(EXTRA_TEST_ARTIFACTS)
 
 # The protocol code must also build with the guest kernel's flags.
-freestanding-check: $(patsubst %.cc,$(BUILD)/guest/%.o,$(SG_SRCS))
+freestanding-check: $(patsubst %.cc,$(BUILD)/obj/guest/%.o,$(SG_SRCS))
 
 run: all
-	scripts/run
+	@scripts/run --stats --cmdline "console=ttyS0 hello=from-make-run"
 
 test: deps
 	@$(MAKE) --no-print-directory -j2 $(TEST_ARTIFACTS)
-	@tests/run-all
+	@UNIT_TEST_BINS="$(UNIT_TEST_BINS)" tests/run-all
 
 soak: deps
 	@$(MAKE) --no-print-directory -j2 $(TEST_ARTIFACTS)
-	@tests/run-all --soak
+	@UNIT_TEST_BINS="$(UNIT_TEST_BINS)" tests/run-all --soak
 
 bench: all $(BENCH_TARGETS)
 
 clean:
-	rm -rf $(BUILD)/rel $(BUILD)/san $(BUILD)/guest $(BUILD)/*.elf \
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/*.elf \
 	       $(addprefix $(BUILD)/,$(HOST_PROGRAMS))
 
--include $(shell find $(BUILD)/rel $(BUILD)/san $(BUILD)/guest -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -252,8 +252,7 @@ void Machine::report_crash(Vcpu& vcpu, const std::string& what) {
     std::cerr << format_cpu_state(regs, sregs);
     if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000)
       std::cerr << "vmm: (this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
-                   "intercept, so the registers at the fault are lost)
-";
+                   "intercept, so the registers at the fault are lost)\n";
   } catch (const std::exception& e) {
     std::cerr << "vmm: cannot read the vCPU's registers: " << e.what() << "\n";
   }

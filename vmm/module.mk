@@ -3,3 +3,7 @@ VMM_LIB_SRCS := $(filter-out vmm/main.cc,$(wildcard vmm/*.cc vmm/*/*.cc))
 HOST_PROGRAMS += vmm
 vmm_SRCS := vmm/main.cc $(VMM_LIB_SRCS)
 vmm_LIBS := -pthread
+
+UNIT_TESTS += vmm
+vmm_TEST_SRCS := $(wildcard tests/unit/vmm/*.cc) $(VMM_LIB_SRCS)
+vmm_TEST_LIBS := -pthread

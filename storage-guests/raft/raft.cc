@@ -130,7 +130,10 @@ void Raft::become_leader() {
   reset(term_);
   lead_ = cfg_.id;
   role_ = Role::kLeader;
-  for (auto& [id, pr] : prs_) pr.recent_active = (id == cfg_.id);
+  // CheckQuorum grace: the votes just received prove a quorum was alive,
+  // so the first check, an election timeout from now, must not fail for
+  // want of answers to messages we have not even sent yet.
+  for (auto& [id, pr] : prs_) pr.recent_active = true;
   // §8 and §5.4.2: a leader cannot know which earlier-term entries are
   // committed until it commits one of its own term, so it appends a no-op
   // at once instead of waiting for a client.

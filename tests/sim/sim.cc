@@ -108,6 +108,9 @@ struct Simulator::Event {
   NodeId from = sg::kNoNode;
   NodeId to = sg::kNoNode;
   uint64_t id = 0;  // timer id or sync token
+  // For timers and sync notices: the life of the node they belong to, so
+  // that nothing of a crashed incarnation reaches its successor.
+  uint64_t incarnation = 0;
   Bytes payload;
   std::function<void()> fn;
 };
@@ -221,6 +224,7 @@ class Simulator::NodeEnv final : public sg::Env {
     e->kind = EventKind::kTimer;
     e->to = slot_.id;
     e->id = id;
+    e->incarnation = slot_.incarnation;
     const TimeNs at = sim_.true_time_for_local(slot_, deadline);
     slot_.timers[id] = Timer{deadline, sim_.schedule_at(at, std::move(e))};
     return id;
@@ -252,6 +256,7 @@ uint64_t Simulator::SimStorage::sync() {
   e->kind = EventKind::kDiskDone;
   e->to = id_;
   e->id = token;
+  e->incarnation = sim_.slot(id_).incarnation;
   const uint64_t upto = pending_base_ + pending_.size();
   inflight_.push_back(InflightSync{token, upto, sim_.schedule_at(done, std::move(e))});
   return token;
@@ -444,9 +449,12 @@ void Simulator::dispatch(std::unique_ptr<Event> e) {
       return;
     }
     case EventKind::kTimer:
-    case EventKind::kSyncNotify:
-      deliver(slot(e->to), std::move(e));
+    case EventKind::kSyncNotify: {
+      Slot& s = slot(e->to);
+      if (!s.up || s.incarnation != e->incarnation) return;
+      deliver(s, std::move(e));
       return;
+    }
   }
 }
 

@@ -1,0 +1,67 @@
+# A small harness for the shell-level test suites (integration, qemu).
+# Each test is a function; it fails by returning non-zero after saying why.
+#   run_test NAME FUNCTION      runs one test, prints "ok" or "FAIL" with its log
+#   summary                     prints "N passed, N failed" and sets the status
+#   boot RC -- CMD...           runs CMD, keeps its output in $OUT, checks the status
+#   want PATTERN / want_not PATTERN   extended regex expected (not) in $OUT
+
+passed=0 failed=0
+OUT=""
+
+run_test() {
+  local name=$1 fn=$2 log
+  if log=$("$fn" 2>&1); then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    printf '%s\n' "$log" | tail -n 40 | sed 's/^/     | /'
+  fi
+}
+
+summary() {
+  echo "$passed passed, $failed failed"
+  ((failed == 0))
+}
+
+boot() {
+  local want_rc=$1
+  shift
+  [[ $1 == -- ]] && shift
+  local rc=0
+  OUT=$("$@" 2>&1) || rc=$?
+  if [[ $rc != "$want_rc" ]]; then
+    echo "expected exit status $want_rc, got $rc from: $*"
+    printf '%s\n' "$OUT"
+    return 1
+  fi
+}
+
+want() {
+  if ! grep -Eq -- "$1" <<<"$OUT"; then
+    echo "expected /$1/ in the output:"
+    printf '%s\n' "$OUT"
+    return 1
+  fi
+}
+
+want_not() {
+  if grep -Eq -- "$1" <<<"$OUT"; then
+    echo "did not expect /$1/ in the output:"
+    printf '%s\n' "$OUT"
+    return 1
+  fi
+}
+
+# Exactly one line of error output, and no sanitizer report or crash.
+want_one_line_error() {
+  local lines
+  lines=$(grep -c . <<<"$OUT")
+  if [[ $lines != 1 ]]; then
+    echo "expected a one-line error, got $lines lines:"
+    printf '%s\n' "$OUT"
+    return 1
+  fi
+  want "$1"
+}

@@ -1,0 +1,79 @@
+#include "vmm/cli.h"
+
+#include <gtest/gtest.h>
+
+namespace vmm {
+namespace {
+
+std::string usage_error(const std::vector<std::string>& args) {
+  try {
+    parse_cli(args);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(CliTest, ParsesRunWithAllOptions) {
+  auto r = parse_cli({"run", "-k", "k.elf", "-m", "128M", "-c", "2", "--cmdline", "a b", "--stats", "--console", "c.log"});
+  EXPECT_EQ(r.command, CliCommand::kRun);
+  EXPECT_EQ(r.config.kernel, "k.elf");
+  EXPECT_EQ(r.config.mem_bytes, 128ull << 20);
+  EXPECT_EQ(r.config.vcpus, 2);
+  EXPECT_EQ(r.config.cmdline, "a b");
+  EXPECT_TRUE(r.config.stats);
+  EXPECT_EQ(r.config.console, "c.log");
+}
+
+TEST(CliTest, LongOptionsTakeEqualsForm) {
+  auto r = parse_cli({"run", "--kernel=k", "--mem=1G", "--cpus=4", "--cmdline=x=1 y"});
+  EXPECT_EQ(r.config.kernel, "k");
+  EXPECT_EQ(r.config.mem_bytes, 1ull << 30);
+  EXPECT_EQ(r.config.vcpus, 4);
+  EXPECT_EQ(r.config.cmdline, "x=1 y");
+}
+
+TEST(CliTest, Defaults) {
+  auto r = parse_cli({"run", "-k", "k"});
+  EXPECT_EQ(r.config.mem_bytes, 64ull << 20);
+  EXPECT_EQ(r.config.vcpus, 1);
+  EXPECT_FALSE(r.config.stats);
+  EXPECT_TRUE(r.config.console.empty());
+}
+
+TEST(CliTest, HelpAndVersion) {
+  EXPECT_EQ(parse_cli({"--help"}).command, CliCommand::kHelp);
+  EXPECT_EQ(parse_cli({"--version"}).command, CliCommand::kVersion);
+  EXPECT_EQ(parse_cli({"run", "--help"}).command, CliCommand::kHelp);
+}
+
+TEST(CliTest, MemorySizes) {
+  EXPECT_EQ(parse_mem_size("64M"), 64ull << 20);
+  EXPECT_EQ(parse_mem_size("64"), 64ull << 20);  // MiB, as kvmtool
+  EXPECT_EQ(parse_mem_size("2G"), 2ull << 30);
+  EXPECT_EQ(parse_mem_size("3G"), 3ull << 30);
+  EXPECT_EQ(parse_mem_size("32768K"), 32ull << 20);
+}
+
+TEST(CliTest, RejectsBadMemorySizes) {
+  for (const char* bad : {"", "M", "abc", "64X", "-1", "64MB", "0", "1M", "15M", "4G", "3073M", "1000000000000G",
+                          "99999999999999999999", "16385K"}) {
+    EXPECT_THROW(parse_mem_size(bad), UsageError) << "accepted '" << bad << "'";
+  }
+}
+
+TEST(CliTest, RejectsBadInput) {
+  EXPECT_NE(usage_error({}).find("no command"), std::string::npos);
+  EXPECT_NE(usage_error({"boot"}).find("unknown command"), std::string::npos);
+  EXPECT_NE(usage_error({"run"}).find("no kernel"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k"}).find("needs a value"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--frobnicate"}).find("unknown option '--frobnicate'"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "-c", "0"}).find("vCPU count"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "-c", "65"}).find("vCPU count"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "-c", "2x"}).find("vCPU count"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "-m", "lots"}).find("malformed memory size"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--stats=yes"}).find("unknown option"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmm
