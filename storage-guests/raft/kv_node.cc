@@ -208,6 +208,14 @@ void RaftKvNode::maybe_compact() {
   env_.storage().sync();
 }
 
+std::optional<Index> RaftKvNode::propose(const KvRequest& q) {
+  Writer w(32 + q.key.size());
+  write_request_body(w, q);
+  std::optional<Index> idx = raft_->propose(w.take());
+  pump();
+  return idx;
+}
+
 // ---- clients -------------------------------------------------------------------
 
 void RaftKvNode::reply(NodeId to, const KvResponse& p) { env_.send(to, encode_response(p)); }

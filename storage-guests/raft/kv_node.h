@@ -64,6 +64,11 @@ class RaftKvNode : public Node {
   void on_timer(TimerId id) override;
   void on_sync(uint64_t token) override;
 
+  // Proposes a request as if a client had sent it, with nobody to answer:
+  // the equivalent of 6.824's Start(), for tests and embedders. Returns the
+  // entry's index, or nullopt if this node is not the leader.
+  std::optional<Index> propose(const KvRequest& q);
+
   // Introspection for tests and benchmarks.
   const Raft& raft() const { return *raft_; }
   const KvStore& store() const { return store_; }
