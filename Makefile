@@ -9,6 +9,8 @@
 #   make bench      benchmarks, tables under build/bench/
 
 BUILD      := build
+# A failed recipe must not leave a half-written target that looks current.
+.DELETE_ON_ERROR:
 SHELL      := /bin/bash
 .DEFAULT_GOAL := all
 
@@ -79,6 +81,9 @@ $(BUILD)/obj/guest/%.o: %.cc | deps
 	@mkdir -p $(@D)
 	$(GUEST_CXX) $(GUEST_CPPFLAGS) $(GUEST_CXXFLAGS) -c $< -o $@
 
+$(BUILD)/obj/guest/%.o: $(BUILD)/obj/guest/%.S
+	$(GUEST_CXX) -c $< -o $@
+
 $(BUILD)/obj/guest/%.o: %.S | deps
 	@mkdir -p $(@D)
 	$(GUEST_CXX) $(GUEST_CPPFLAGS) -c $< -o $@
@@ -88,9 +93,22 @@ GUEST_OBJS := $(patsubst %.S,$(BUILD)/obj/guest/%.o,$(GUEST_ASM)) \
 
 # libstdc++.a supplies the container internals (DESIGN.md decision 4); the
 # kernel supplies operator new/delete, mem* and the __throw_* hooks.
-$(BUILD)/guest-kernel.elf: $(GUEST_OBJS) boot/kernel.ld
-	$(GUEST_CXX) $(GUEST_LDFLAGS) -T boot/kernel.ld -o $@ $(GUEST_OBJS) \
+# Two passes: link with an empty symbol table, generate the table from that
+# image, link again. The table is the last section, so no code moves; the
+# check below proves it.
+GUEST_LINK = $(GUEST_CXX) $(GUEST_LDFLAGS) -T boot/kernel.ld -o $(1) $(GUEST_OBJS) $(2) \
 	    -Wl,--start-group -lstdc++ -lgcc -Wl,--end-group
+$(BUILD)/obj/guest/ksyms-empty.S:
+	@mkdir -p $(@D)
+	scripts/gen-ksyms < /dev/null > $@
+$(BUILD)/guest-kernel.elf: $(GUEST_OBJS) boot/kernel.ld scripts/gen-ksyms $(BUILD)/obj/guest/ksyms-empty.o
+	$(call GUEST_LINK,$@.pass1,$(BUILD)/obj/guest/ksyms-empty.o)
+	nm -n $@.pass1 | scripts/gen-ksyms > $(BUILD)/obj/guest/ksyms.S
+	$(GUEST_CXX) -c $(BUILD)/obj/guest/ksyms.S -o $(BUILD)/obj/guest/ksyms.o
+	$(call GUEST_LINK,$@,$(BUILD)/obj/guest/ksyms.o)
+	@cmp -s <(nm -n $@.pass1 | grep -v -e ksyms_ -e __kernel_end) <(nm -n $@ | grep -v -e ksyms_ -e __kernel_end) || \
+	    { echo "guest-kernel: symbols moved between link passes" >&2; rm -f $@; exit 1; }
+	@rm -f $@.pass1
 
 # ---- top-level targets ------------------------------------------------------
 .PHONY: all deps run test soak bench clean freestanding-check

@@ -19,4 +19,22 @@ constexpr uint32_t kStatusOk = 0;
 constexpr uint32_t kStatusTestsFailed = 1;
 constexpr uint32_t kStatusPanic = 100;
 
+// The paravirtual time page: a page of guest RAM, reserved in the memory
+// map, that our VMM writes and the guest's clock applies. It carries a
+// clock offset (how the VMM skews this VM's clock) and the bound on the
+// clock's error (TrueTime's epsilon), in ns. Guarded by a sequence count:
+// odd while the VMM writes; readers retry until they see the same even
+// count before and after. Absent (no magic) under QEMU.
+constexpr uint64_t kTimePageGpa = 0x9f000;
+constexpr uint32_t kTimePageMagic = 0x454d4954;  // "TIME"
+
+struct TimePage {
+  uint32_t magic;
+  uint32_t sequence;
+  int64_t offset_ns;
+  uint64_t uncertainty_ns;
+  uint64_t reserved[5];
+};
+static_assert(sizeof(TimePage) == 64, "time page layout");
+
 }  // namespace platform

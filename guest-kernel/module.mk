@@ -1,2 +1,4 @@
-# The guest kernel: freestanding C++ linked with boot/'s entry and script.
+# The guest kernel: freestanding C++ and assembly, linked with boot/'s entry
+# and linker script.
 GUEST_SRCS += $(wildcard guest-kernel/*/*.cc guest-kernel/*/*/*.cc)
+GUEST_ASM += $(wildcard guest-kernel/*/*.S guest-kernel/*/*/*.S)

@@ -17,6 +17,8 @@ const char* usage_text() {
          "      --cmdline STR     the kernel command line\n"
          "      --console FILE    write the serial console to FILE instead of stdout\n"
          "      --stats           print VM exit statistics when the VM ends\n"
+         "      --clock-offset T  skew the guest's clock by T (e.g. 250ms, -2s; default 0)\n"
+         "      --clock-uncertainty T  the clock error bound the guest sees (e.g. 4ms)\n"
          "\n"
          "exit status: the guest's debug-exit status; 120 if the guest crashed (triple fault,\n"
          "KVM internal error, failed entry); 125 if the VMM could not run it; 2 on bad usage.\n";
@@ -39,6 +41,26 @@ uint64_t parse_mem_size(std::string_view text) {
   if (bytes < kMinGuestMem) throw UsageError("memory size " + std::string(text) + " is smaller than 16M");
   if (bytes % (1u << 20)) throw UsageError("memory size " + std::string(text) + " is not a whole number of MiB");
   return bytes;
+}
+
+int64_t parse_duration_ns(std::string_view text) {
+  bool negative = false;
+  std::string_view t = text;
+  if (!t.empty() && (t[0] == '-' || t[0] == '+')) negative = t[0] == '-', t.remove_prefix(1);
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+  if (ec != std::errc() || end == t.data()) throw UsageError("malformed duration '" + std::string(text) + "' (try 250ms)");
+  std::string_view unit(end, t.data() + t.size() - end);
+  uint64_t scale;
+  if (unit.empty() || unit == "ns") scale = 1;
+  else if (unit == "us") scale = 1000;
+  else if (unit == "ms") scale = 1000000;
+  else if (unit == "s") scale = 1000000000;
+  else throw UsageError("malformed duration '" + std::string(text) + "' (unit ns, us, ms or s)");
+  constexpr uint64_t kLimit = 1000000000ull * 3600 * 24 * 365;  // a year is plenty
+  if (value > kLimit / scale) throw UsageError("duration '" + std::string(text) + "' is too large");
+  const int64_t ns = static_cast<int64_t>(value * scale);
+  return negative ? -ns : ns;
 }
 
 namespace {
@@ -86,6 +108,12 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     else if (name == "--cmdline") r.config.cmdline = take_value();
     else if (name == "--console") r.config.console = take_value();
     else if (name == "--stats" && !inline_value) r.config.stats = true;
+    else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
+    else if (name == "--clock-uncertainty") {
+      const int64_t u = parse_duration_ns(take_value());
+      if (u < 0) throw UsageError("--clock-uncertainty cannot be negative");
+      r.config.clock_uncertainty_ns = static_cast<uint64_t>(u);
+    }
     else if (name == "-h" || name == "--help") {
       r.command = CliCommand::kHelp;
       return r;

@@ -25,6 +25,8 @@ struct VmConfig {
   std::string cmdline;
   bool stats = false;
   std::string console;  // empty: stdout
+  int64_t clock_offset_ns = 0;       // written to the guest's time page
+  uint64_t clock_uncertainty_ns = 0;
 };
 
 enum class CliCommand { kRun, kHelp, kVersion };
@@ -41,6 +43,8 @@ constexpr int kMaxVcpus = 64;
 CliResult parse_cli(const std::vector<std::string>& args);  // args exclude argv[0]
 // "64M", "1G", "512K", or a plain number of MiB (kvmtool's convention).
 uint64_t parse_mem_size(std::string_view text);
+// "250ms", "-3s", "1500us", "42ns" or a plain number of ns.
+int64_t parse_duration_ns(std::string_view text);
 const char* usage_text();
 
 }  // namespace vmm

@@ -1,11 +1,22 @@
 // Dispatch of port I/O and MMIO exits to device models by address range.
-// The bus is built before the vCPUs start and never changes afterwards, so
-// lookups need no lock; each device guards its own state.
+//
+// Most ranges are added before the vCPUs start, but PCI BARs move at run
+// time when the guest reprograms them. vCPU threads dispatch concurrently,
+// so the range map is an immutable snapshot swapped atomically (RCU style):
+// a lookup takes a reference to the current snapshot (a few atomic
+// operations, never the writer lock); a change copies the map under a
+// writer lock and publishes the copy. A
+// device may therefore change the bus from inside its own handler (a PCI
+// config write that moves a BAR) without deadlocking, and a device removed
+// while another vCPU is still inside it stays alive until that call
+// returns. Each device guards its own state.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace vmm {
@@ -21,8 +32,15 @@ class IoDevice {
 
 class IoBus {
  public:
-  // Throws std::logic_error if the range is empty or overlaps another.
+  IoBus();
+  // Throws std::logic_error if the range is empty or overlaps another: for
+  // the VMM's own setup, where that is a bug.
   void add(uint64_t base, uint64_t length, std::shared_ptr<IoDevice> device, std::string name);
+  // The same, but returns false instead of throwing: for ranges the guest
+  // chooses (BARs), where an overlap is the guest's mistake, not ours.
+  bool try_add(uint64_t base, uint64_t length, std::shared_ptr<IoDevice> device, std::string name);
+  // Removes the range that starts at `base` if `device` owns it.
+  bool remove(uint64_t base, const IoDevice* device);
   // False (and, for reads, all-ones data, as on real buses) when no device
   // claims the whole access.
   bool read(uint64_t addr, uint8_t* data, uint32_t size) const;
@@ -34,8 +52,14 @@ class IoBus {
     std::shared_ptr<IoDevice> device;
     std::string name;
   };
-  const Range* find(uint64_t addr, uint32_t size, uint64_t* offset) const;
-  std::map<uint64_t, Range> ranges_;  // keyed by base
+  using Map = std::map<uint64_t, Range>;  // keyed by base
+  // Why the range cannot be added to `map`, or empty if it can.
+  static std::string conflict(const Map& map, uint64_t base, uint64_t length, const std::string& name);
+  // The device claiming [addr, addr + size) in `map`, and the offset.
+  static const Range* find(const Map& map, uint64_t addr, uint32_t size, uint64_t* offset);
+
+  std::mutex write_mu_;                      // serializes writers only
+  std::atomic<std::shared_ptr<const Map>> ranges_;
 };
 
 }  // namespace vmm

@@ -101,6 +101,37 @@ void Vm::set_identity_map_addr(uint64_t gpa) {
   KVM_IOCTL(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &gpa);
 }
 
+void Vm::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) {
+  static_assert(sizeof(kvm_irq_routing_entry) == 48, "kvm_irq_routing_entry layout");
+  KvmFlexBuffer<kvm_irq_routing_entry> buf(static_cast<uint32_t>(entries.size()));
+  buf.header()->flags_or_padding = 0;
+  if (!entries.empty()) std::memcpy(buf.entries(), entries.data(), entries.size_bytes());
+  checked_ioctl(fd_.get(), kKvmSetGsiRouting, buf.data(), "KVM_SET_GSI_ROUTING");
+}
+
+void Vm::set_irqfd(int eventfd, uint32_t gsi, bool assign) {
+  kvm_irqfd req{};
+  req.fd = static_cast<uint32_t>(eventfd);
+  req.gsi = gsi;
+  req.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN;
+  KVM_IOCTL(fd_.get(), KVM_IRQFD, &req);
+}
+
+void Vm::set_ioeventfd(const kvm_ioeventfd& request) {
+  KVM_IOCTL(fd_.get(), KVM_IOEVENTFD, const_cast<kvm_ioeventfd*>(&request));
+}
+
+int Vm::signal_msi(uint64_t address, uint32_t data) {
+  kvm_msi msi{};
+  msi.address_lo = static_cast<uint32_t>(address);
+  msi.address_hi = static_cast<uint32_t>(address >> 32);
+  msi.data = data;
+  long r;
+  do r = ::ioctl(fd_.get(), KVM_SIGNAL_MSI, &msi);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : static_cast<int>(r);
+}
+
 std::unique_ptr<Vcpu> Vm::create_vcpu(int index, int mmap_size) {
   return std::make_unique<Vcpu>(fd_.get(), index, mmap_size);
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -127,6 +128,19 @@ class Vm {
   void set_tss_addr(uint64_t gpa);
   void set_identity_map_addr(uint64_t gpa);
   std::unique_ptr<Vcpu> create_vcpu(int index, int mmap_size);
+
+  // Interrupt plumbing (vmm/irq/ wraps these). KVM_SET_GSI_ROUTING replaces
+  // the whole routing table with `entries`.
+  void set_gsi_routing(std::span<const kvm_irq_routing_entry> entries);
+  // KVM_IRQFD: binds (assign) or unbinds an eventfd to a GSI.
+  void set_irqfd(int eventfd, uint32_t gsi, bool assign);
+  // KVM_IOEVENTFD with the caller's flags (assign or KVM_IOEVENTFD_FLAG_DEASSIGN).
+  void set_ioeventfd(const kvm_ioeventfd& request);
+  // KVM_SIGNAL_MSI without throwing: > 0 delivered, 0 blocked by the guest
+  // (e.g. its LAPIC is disabled), -errno on error (KVM's "no vCPU matched
+  // the destination" arrives as -1, i.e. -EPERM). A guest-chosen message
+  // can make it fail, so the caller decides whether that is fatal.
+  int signal_msi(uint64_t address, uint32_t data);
 
  private:
   Fd fd_;

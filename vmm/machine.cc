@@ -37,7 +37,9 @@ void install_kick_handler() {
 
 }  // namespace
 
-Machine::Machine(const VmConfig& config) : config_(config), kvm_(), vm_(kvm_), mem_(config.mem_bytes) {
+Machine::Machine(const VmConfig& config)
+    : config_(config), kvm_(), vm_(kvm_), mem_(config.mem_bytes), time_page_(mem_) {
+  time_page_.set(config_.clock_offset_ns, config_.clock_uncertainty_ns);
   if (!kvm_.check_extension(KVM_CAP_IRQCHIP)) throw std::runtime_error("KVM lacks the in-kernel irqchip");
   if (!kvm_.check_extension(KVM_CAP_USER_MEMORY)) throw std::runtime_error("KVM lacks user memory regions");
   run_area_size_ = kvm_.vcpu_mmap_size();
@@ -96,13 +98,32 @@ void Machine::setup_devices() {
              request_stop(status > 255 ? 255 : static_cast<int>(status));
            }),
            "debug-exit");
+
+  // MSI routing for PCI devices. Every x86 KVM since Linux 3.5 has these;
+  // a sandboxed /dev/kvm might not, and then we say what is missing.
+  irq_caps_ = IrqCapabilities::probe(kvm_);
+  if (!irq_caps_.can_deliver_msi())
+    throw std::runtime_error("KVM cannot deliver MSIs; it lacks " + irq_caps_.missing());
+  irq_backend_ = std::make_unique<KvmIrqBackend>(vm_);
+  gsi_router_ = std::make_unique<GsiRouter>(*irq_backend_, irq_caps_);
+
+  // PCI bus 0 with the host bridge at 00:00.0; configuration through ports
+  // 0xcf8/0xcfc and the ECAM window (reserved in the guest's memory map).
+  pci_ = PciBus::create(pio_, mmio_);
+  pci_->add(std::make_shared<PciHostBridge>(), 0);
 }
 
 void Machine::setup_vcpus(uint32_t entry, uint64_t start_info) {
   const auto supported = kvm_.supported_cpuid();
   for (int i = 0; i < config_.vcpus; ++i) {
     auto vcpu = vm_.create_vcpu(i, run_area_size_);
-    vcpu->set_cpuid(cpuid_for_vcpu(supported, i, config_.vcpus));
+    auto cpuid = cpuid_for_vcpu(supported, i, config_.vcpus);
+    // KVM's in-kernel LAPIC emulates the TSC-deadline timer, but
+    // KVM_GET_SUPPORTED_CPUID leaves the bit for the VMM to offer.
+    if (kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER))
+      for (auto& e : cpuid)
+        if (e.function == 1) e.ecx |= 1u << 24;
+    vcpu->set_cpuid(cpuid);
     // Only the boot processor starts at the PVH entry; the others wait in
     // the in-kernel LAPIC for INIT and SIPI, as on real hardware.
     if (i == 0) {

@@ -15,7 +15,11 @@
 #include "vmm/exit_stats.h"
 #include "vmm/guest_memory.h"
 #include "vmm/io_bus.h"
+#include "vmm/irq/gsi_router.h"
+#include "vmm/irq/irq_backend.h"
 #include "vmm/kvm.h"
+#include "vmm/pci/pci_bus.h"
+#include "vmm/time_page.h"
 
 namespace vmm {
 
@@ -52,6 +56,12 @@ class Machine {
   GuestMemory mem_;
   IoBus pio_;
   IoBus mmio_;
+  // Interrupt routing and PCI (vmm/irq, vmm/pci); made in setup_devices().
+  IrqCapabilities irq_caps_;
+  std::unique_ptr<KvmIrqBackend> irq_backend_;
+  std::unique_ptr<GsiRouter> gsi_router_;
+  std::shared_ptr<PciBus> pci_;
+  TimePage time_page_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> threads_;
   std::vector<ExitStats> stats_;

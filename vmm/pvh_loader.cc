@@ -2,6 +2,9 @@
 
 #include <elf.h>
 
+#include "boot/platform.h"
+#include "vmm/pci/pci_bus.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -118,9 +121,12 @@ std::vector<uint8_t> read_kernel_file(const std::string& path) {
 
 std::vector<pvh::MemmapEntry> guest_memory_map(const GuestMemory& mem) {
   std::vector<pvh::MemmapEntry> map;
-  map.push_back({0, 0xa0000, pvh::kRam, 0});
-  map.push_back({0xa0000, 0x60000, pvh::kReserved, 0});  // VGA and BIOS hole
+  map.push_back({0, platform::kTimePageGpa, pvh::kRam, 0});
+  // The VMM's time page, then the VGA and BIOS hole.
+  map.push_back({platform::kTimePageGpa, 0x100000 - platform::kTimePageGpa, pvh::kReserved, 0});
   if (mem.size() > 0x100000) map.push_back({0x100000, mem.size() - 0x100000, pvh::kRam, 0});
+  // PCIe ECAM (MMCONFIG) window of the PCI host bridge (vmm/pci).
+  map.push_back({PciLayout::kEcamBase, PciLayout::kEcamSize, pvh::kReserved, 0});
   map.push_back({BootLayout::kKvmReservedStart, BootLayout::kKvmReservedSize, pvh::kReserved, 0});
   return map;
 }

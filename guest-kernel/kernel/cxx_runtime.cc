@@ -19,3 +19,22 @@ extern "C" InitFn __init_array_start[], __init_array_end[];
 void run_global_constructors() {
   for (InitFn* f = __init_array_start; f != __init_array_end; ++f) (*f)();
 }
+
+// libstdc++'s containers report errors through these; without exceptions
+// they can only stop the kernel, with the reason.
+namespace std {
+void __throw_bad_alloc() { panic("std::bad_alloc"); }
+void __throw_bad_array_new_length() { panic("std::bad_array_new_length"); }
+void __throw_length_error(const char* what) { panic("std::length_error: %s", what); }
+void __throw_out_of_range(const char* what) { panic("std::out_of_range: %s", what); }
+void __throw_out_of_range_fmt(const char* fmt, ...) { panic("std::out_of_range: %s", fmt); }
+void __throw_logic_error(const char* what) { panic("std::logic_error: %s", what); }
+void __throw_invalid_argument(const char* what) { panic("std::invalid_argument: %s", what); }
+void __throw_bad_function_call() { panic("std::bad_function_call"); }
+void __throw_bad_optional_access() { panic("std::bad_optional_access"); }
+}  // namespace std
+
+extern "C" void abort() { panic("abort() called"); }
+extern "C" void __assert_fail(const char* expr, const char* file, unsigned line, const char*) {
+  panic("assertion '%s' failed at %s:%u", expr, file, line);
+}

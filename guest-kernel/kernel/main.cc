@@ -1,17 +1,37 @@
-// kernel_main: where the PVH entry hands over in 64-bit mode.
+// kernel_main: where the PVH entry hands over in 64-bit mode. Brings the
+// machine up in dependency order, then does what the command line asks.
 #include <stdint.h>
 
 #include "boot/platform.h"
 #include "boot/pvh.h"
+#include "guest-kernel/arch/x86/apic.h"
+#include "guest-kernel/arch/x86/cpu.h"
+#include "guest-kernel/arch/x86/gdt.h"
+#include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/drivers/serial.h"
 #include "guest-kernel/kernel/cmdline.h"
+#include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/exit.h"
 #include "guest-kernel/kernel/faults.h"
+#include "guest-kernel/kernel/selftest.h"
+#include "guest-kernel/kernel/timer_bench.h"
 #include "guest-kernel/lib/print.h"
+#include "guest-kernel/mm/boot_info.h"
+#include "guest-kernel/mm/heap.h"
+#include "guest-kernel/mm/page_alloc.h"
+#include "guest-kernel/mm/paging.h"
+#include "guest-kernel/pci/pci.h"
+#include "guest-kernel/time/clock.h"
 
 void run_global_constructors();
 
 namespace {
+
+constexpr size_t kMainStackPages = 16;  // 64 KiB
+constexpr size_t kIstStackPages = 4;
+
+// Early IST stacks, until the guarded ones exist.
+alignas(16) uint8_t early_ist[4][4096];
 
 const char* memtype_name(uint32_t type) {
   switch (type) {
@@ -24,38 +44,94 @@ const char* memtype_name(uint32_t type) {
   }
 }
 
-void print_banner(const pvh::StartInfo& si, const Cmdline& cmdline) {
-  kprintf("guest-kernel: booted through PVH (start info v%u)\n", si.version);
-  kprintf("guest-kernel: command line \"%s\"\n", cmdline.text());
+void print_banner() {
+  const BootInfo& b = boot_info();
+  kprintf("guest-kernel: booted through PVH\n");
+  kprintf("guest-kernel: command line \"%s\"\n", b.cmdline);
   uint64_t ram = 0;
-  const auto* map = reinterpret_cast<const pvh::MemmapEntry*>(si.memmap_paddr);
-  for (uint32_t i = 0; si.version >= 1 && map && i < si.memmap_entries; ++i) {
-    kprintf("guest-kernel: memory %016lx-%016lx %s\n", map[i].addr, map[i].addr + map[i].size - 1,
-            memtype_name(map[i].type));
-    if (map[i].type == pvh::kRam) ram += map[i].size;
+  for (size_t i = 0; i < b.region_count; ++i) {
+    const auto& r = b.regions[i];
+    kprintf("guest-kernel: memory %016lx-%016lx %s\n", r.addr, r.addr + r.size - 1, memtype_name(r.type));
+    if (r.type == pvh::kRam) ram += r.size;
   }
-  kprintf("guest-kernel: %lu KiB of RAM\n", ram >> 10);
+  kprintf("guest-kernel: %lu KiB of RAM, %zu pages free\n", ram >> 10, mm::free_page_count());
+  kprintf("guest-kernel: clock %s, TSC %lu kHz, %s timer%s\n", timekeeping::clock_source(),
+          timekeeping::tsc_hz() / 1000, x86::apic_has_tsc_deadline() ? "TSC-deadline" : "LAPIC one-shot",
+          x86::apic_is_x2apic() ? ", x2APIC" : ", xAPIC");
+  if (timekeeping::has_time_page())
+    kprintf("guest-kernel: VMM time page: offset %ld ns, uncertainty %lu ns\n", timekeeping::vmm_offset_ns(),
+            timekeeping::uncertainty_ns());
+}
+
+[[noreturn]] void kernel_continue();
+
+// Moves execution to a new stack; `fn` never returns.
+[[noreturn]] void switch_stack(uint64_t top, void (*fn)()) {
+  asm volatile(
+      "mov %0, %%rsp\n"
+      "xor %%ebp, %%ebp\n"
+      "call *%1\n" ::"r"(top),
+      "r"(fn)
+      : "memory");
+  __builtin_unreachable();
+}
+
+[[noreturn]] void kernel_continue() {
+  run_global_constructors();
+  x86::apic_init();
+  timekeeping::clock_init();
+  EventLoop::instance().init();
+  print_banner();
+  pci::enumerate();
+  pci::print_devices();
+  pci::probe_drivers();
+
+  Cmdline cmdline(boot_info().cmdline);
+  char word[32];
+  if (cmdline.get("fault", word, sizeof word)) {
+    kprintf("guest-kernel: raising fault '%s' on purpose\n", word);
+    if (!trigger_fault(word)) panic("unknown fault kind '%s' (pf, gp, ud, de, triple)", word);
+  }
+  if (cmdline.has("test")) {
+    char filter[64] = "";
+    cmdline.get("test", filter, sizeof filter);
+    const int failures = run_self_tests(filter);
+    vm_exit(failures ? platform::kStatusTestsFailed : platform::kStatusOk);
+  }
+  unsigned long ticks;
+  if (cmdline.get_uint("timer-bench", &ticks)) vm_exit(run_timer_bench(ticks));
+  unsigned long idle_seconds;
+  if (cmdline.get_uint("idle", &idle_seconds)) vm_exit(run_idle(idle_seconds));
+
+  unsigned long status = platform::kStatusOk;
+  if (cmdline.has("exit") && (!cmdline.get_uint("exit", &status) || status > 127))
+    panic("exit= needs a status from 0 to 127");
+  kprintf("guest-kernel: exiting with status %lu\n", status);
+  vm_exit(static_cast<uint32_t>(status));
 }
 
 }  // namespace
 
 extern "C" [[noreturn]] void kernel_main(const pvh::StartInfo* si) {
   serial::init();
-  if (!si || si->magic != pvh::kStartInfoMagic)
-    panic("no PVH start info (magic %x)", si ? si->magic : 0);
-  run_global_constructors();
+  if (!boot_info_init(si)) panic("no PVH start info (magic %x)", si ? si->magic : 0);
 
-  Cmdline cmdline(reinterpret_cast<const char*>(si->cmdline_paddr));
-  print_banner(*si, cmdline);
+  // Exceptions decode from here on, on small static stacks.
+  uint64_t tops[4];
+  for (int i = 0; i < 4; ++i) tops[i] = reinterpret_cast<uint64_t>(early_ist[i] + sizeof early_ist[i]);
+  x86::gdt_init(tops);
+  x86::idt_init();
 
-  char fault[16];
-  if (cmdline.get("fault", fault, sizeof fault)) {
-    kprintf("guest-kernel: raising fault '%s' on purpose\n", fault);
-    if (!trigger_fault(fault)) panic("unknown fault kind '%s' (pf, gp, ud, de, triple)", fault);
+  mm::page_alloc_init();
+  mm::paging_init();
+
+  // Guarded stacks for everything from now on.
+  for (int i = 0; i < 4; ++i) {
+    tops[i] = mm::alloc_stack(kIstStackPages);
+    if (!tops[i]) panic("no memory for interrupt stacks");
   }
-  unsigned long status = platform::kStatusOk;
-  if (cmdline.has("exit") && (!cmdline.get_uint("exit", &status) || status > 127))
-    panic("exit= needs a status from 0 to 127");
-  kprintf("guest-kernel: exiting with status %lu\n", status);
-  vm_exit(static_cast<uint32_t>(status));
+  x86::gdt_init(tops);
+  const uint64_t stack = mm::alloc_stack(kMainStackPages);
+  if (!stack) panic("no memory for the kernel stack");
+  switch_stack(stack, kernel_continue);
 }

@@ -40,7 +40,12 @@ size_t kvsnprintf(char* buf, size_t size, const char* fmt, va_list ap) {
     ++p;
     char pad = ' ';
     int width = 0;
-    if (*p == '0') pad = '0', ++p;
+    bool alt = false;
+    for (;; ++p) {
+      if (*p == '0') pad = '0';
+      else if (*p == '#') alt = true;
+      else break;
+    }
     while (*p >= '0' && *p <= '9') width = width * 10 + (*p++ - '0');
     int longs = 0;
     while (*p == 'l') ++longs, ++p;
@@ -71,7 +76,10 @@ size_t kvsnprintf(char* buf, size_t size, const char* fmt, va_list ap) {
         break;
       }
       case 'u': put_unsigned(o, get_unsigned(), 10, false, width, pad); break;
-      case 'x': put_unsigned(o, get_unsigned(), 16, false, width, pad); break;
+      case 'x':
+        if (alt) o.put('0'), o.put('x');
+        put_unsigned(o, get_unsigned(), 16, false, width, pad);
+        break;
       case 'X': put_unsigned(o, get_unsigned(), 16, true, width, pad); break;
       case 'p':
         o.put('0'), o.put('x');

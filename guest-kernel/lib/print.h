@@ -1,6 +1,6 @@
 // kprintf: the kernel's formatted output to the serial console.
 // Supports %s %c %d %i %u %x %X %p %% with the l/ll/z length modifiers,
-// a field width and the '0' flag: what reports and tests need, no more.
+// a field width and the '0' and '#' flags: what reports and tests need.
 #pragma once
 
 #include <stdarg.h>

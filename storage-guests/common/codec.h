@@ -118,7 +118,8 @@ class Reader {
   bool ok() const { return err_ == DecodeError::kNone; }
   DecodeError error() const { return err_; }
   const char* error_string() const { return to_string(err_); }
-  // Where the first error was detected.
+  // Where the first error was detected: the start of a field that does not
+  // fit or parse, just past one whose value is wrong.
   size_t error_offset() const { return err_off_; }
   size_t remaining() const { return ok() ? n_ - off_ : 0; }
   size_t offset() const { return off_; }

@@ -334,13 +334,17 @@ TEST(Ids, NodeIdListRoundTripAndLimits) {
   EXPECT_EQ(rb.error(), DecodeError::kTooLong);
   EXPECT_TRUE(ids.empty());
 
-  Writer bad;
-  bad.varint(1);
-  bad.varint(kNoNode);
-  Reader rn(bad.data());
-  read_node_ids(rn, ids);
-  EXPECT_EQ(rn.error(), DecodeError::kBadValue);
-  EXPECT_TRUE(ids.empty());
+  for (const std::vector<uint64_t>& bad_ids :
+       {std::vector<uint64_t>{kNoNode}, std::vector<uint64_t>{0},
+        std::vector<uint64_t>{3, 4, 3}, std::vector<uint64_t>{1ull << 32}}) {
+    Writer bad;
+    bad.varint(bad_ids.size());
+    for (uint64_t id : bad_ids) bad.varint(id);
+    Reader rn(bad.data());
+    read_node_ids(rn, ids);
+    EXPECT_EQ(rn.error(), DecodeError::kBadValue) << bad_ids.size();
+    EXPECT_TRUE(ids.empty());
+  }
 }
 
 }  // namespace

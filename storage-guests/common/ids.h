@@ -31,13 +31,19 @@ inline void write_node_ids(Writer& w, const std::vector<NodeId>& ids) {
   for (NodeId id : ids) w.varint(id);
 }
 
-// Ids must be valid (not kNoNode) and at most kMaxClusterSize of them.
+// A membership list: at most kMaxClusterSize distinct ids, none of them 0
+// or kNoNode (kBadValue otherwise). On error `out` is left empty.
 inline void read_node_ids(Reader& r, std::vector<NodeId>& out) {
   out.clear();
   const size_t n = r.count(kMaxClusterSize);
   out.reserve(n);
   for (size_t i = 0; i < n && r.ok(); ++i) {
-    out.push_back(static_cast<NodeId>(r.varint_max(kNoNode - 1)));
+    const NodeId id = static_cast<NodeId>(r.varint_max(kNoNode - 1));
+    if (!r.ok()) break;
+    bool repeated = false;
+    for (NodeId seen : out) repeated |= seen == id;
+    if (id == 0 || repeated) r.fail(DecodeError::kBadValue);
+    out.push_back(id);
   }
   if (!r.ok()) out.clear();
 }

@@ -128,6 +128,7 @@ void RaftKvNode::finish(Ready& rd) {
   if (!rd.snapshot.empty() && rd.snapshot.meta.index > applied_) {
     RAFT_INVARIANT(store_.restore(rd.snapshot.data));
     applied_ = rd.snapshot.meta.index;
+    ++snapshots_installed_;
   }
   for (const Entry& e : rd.committed_entries) apply_entry(e);
 

@@ -75,6 +75,7 @@ class RaftKvNode : public Node {
   Index applied() const { return applied_; }
   bool is_leader() const { return raft_ && raft_->role() == Role::kLeader; }
   size_t messages_rejected() const { return rejected_; }
+  size_t snapshots_installed() const { return snapshots_installed_; }
 
  private:
   struct InFlight {
@@ -119,6 +120,7 @@ class RaftKvNode : public Node {
   std::map<uint64_t, WaitingRead> reads_;  // by ReadIndex ctx
   uint64_t next_read_ctx_ = 0;
   size_t rejected_ = 0;  // malformed datagrams dropped
+  size_t snapshots_installed_ = 0;
 };
 
 }  // namespace sg::raft

@@ -115,9 +115,8 @@ int main(int argc, char** argv) {
       std::cout << "not linearizable\n" << checker::format_window(*r.counterexample);
       return 1;
     case checker::Verdict::kUnknown:
-      std::cout << "unknown: the search ran out of budget on " << r.unknown_keys.size()
-                << " of " << r.keys << " keys, first " << checker::quote(r.unknown_keys.front())
-                << "\n";
+      std::cout << "unknown: the search ran out of budget on " << r.unknown_keys.size() << " of "
+                << r.keys << " keys, first " << checker::quote(r.unknown_keys.front()) << "\n";
       return 3;
   }
   return 2;

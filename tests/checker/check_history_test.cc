@@ -103,8 +103,7 @@ TEST_F(CheckHistory, MalformedInputNamesFileAndLine) {
   const std::string path = (histories() / "malformed-ok-without-invoke.jsonl").string();
   Outcome r = run("--model kv " + shell_quote(path));
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(r.out.rfind(path + ":3: ok for client 2, which has no pending invoke", 0), 0u)
-      << r.out;
+  EXPECT_EQ(r.out.rfind(path + ":3: ok for client 2, which has no pending invoke", 0), 0u) << r.out;
 
   r = check("malformed-bad-json.jsonl");
   EXPECT_EQ(r.status, 2);
@@ -121,9 +120,9 @@ TEST_F(CheckHistory, ReadsStandardInput) {
 }
 
 TEST_F(CheckHistory, BudgetExhaustedExitsThree) {
-  // 20 concurrent puts, then a read of a value none of them wrote.
-  const fs::path file = fs::temp_directory_path() /
-                        ("check-history-hard-" + std::to_string(getpid()) + ".jsonl");
+  // 20 concurrent puts, then reads of two of their values in a row.
+  const fs::path file =
+      fs::temp_directory_path() / ("check-history-hard-" + std::to_string(getpid()) + ".jsonl");
   {
     std::ofstream out(file);
     for (int c = 0; c < 20; ++c) {
@@ -134,8 +133,11 @@ TEST_F(CheckHistory, BudgetExhaustedExitsThree) {
       out << R"({"client":)" << c << R"(,"type":"ok","f":"put","key":"k","value":"v)" << c
           << "\"}\n";
     }
-    out << R"({"client":99,"type":"invoke","f":"get","key":"k"})" "\n";
-    out << R"({"client":99,"type":"ok","f":"get","key":"k","value":"none"})" "\n";
+    for (int v = 0; v < 2; ++v) {
+      out << R"({"client":99,"type":"invoke","f":"get","key":"k"})"
+             "\n";
+      out << R"({"client":99,"type":"ok","f":"get","key":"k","value":"v)" << v << "\"}\n";
+    }
   }
   const Outcome r = run("--model kv --max-steps 1000 " + shell_quote(file.string()));
   fs::remove(file);

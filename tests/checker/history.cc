@@ -13,20 +13,28 @@ using ordered_json = nlohmann::ordered_json;
 
 std::string_view to_string(EventType t) {
   switch (t) {
-    case EventType::kInvoke: return "invoke";
-    case EventType::kOk: return "ok";
-    case EventType::kFail: return "fail";
-    case EventType::kInfo: return "info";
+    case EventType::kInvoke:
+      return "invoke";
+    case EventType::kOk:
+      return "ok";
+    case EventType::kFail:
+      return "fail";
+    case EventType::kInfo:
+      return "info";
   }
   return "?";
 }
 
 std::string_view to_string(OpKind f) {
   switch (f) {
-    case OpKind::kGet: return "get";
-    case OpKind::kPut: return "put";
-    case OpKind::kDel: return "del";
-    case OpKind::kCas: return "cas";
+    case OpKind::kGet:
+      return "get";
+    case OpKind::kPut:
+      return "put";
+    case OpKind::kDel:
+      return "del";
+    case OpKind::kCas:
+      return "cas";
   }
   return "?";
 }
@@ -69,8 +77,8 @@ void History::invoke_get(ClientId c, std::string key) {
 }
 
 void History::invoke_put(ClientId c, std::string key, std::string value) {
-  append(Event{c, EventType::kInvoke, OpKind::kPut, std::move(key), std::move(value),
-               std::nullopt});
+  append(
+      Event{c, EventType::kInvoke, OpKind::kPut, std::move(key), std::move(value), std::nullopt});
 }
 
 void History::invoke_del(ClientId c, std::string key) {
@@ -183,8 +191,9 @@ void History::append_locked(Event e, std::size_t line) {
     }
     const bool is_read_result = e.type == EventType::kOk && e.f == OpKind::kGet;
     if (!is_read_result && e.value != inv.value) {
-      throw HistoryError(std::string(to_string(e.type)) + " has \"value\" " + quote_or_null(e.value) +
-                         " but " + pending_desc + " with value " + quote_or_null(inv.value));
+      throw HistoryError(std::string(to_string(e.type)) + " has \"value\" " +
+                         quote_or_null(e.value) + " but " + pending_desc + " with value " +
+                         quote_or_null(inv.value));
     }
     pending_.erase(it);
   }
@@ -218,7 +227,8 @@ std::string to_json_line(const Event& e) {
   const bool has_value = e.f == OpKind::kPut || e.f == OpKind::kCas ||
                          (e.f == OpKind::kGet && e.type == EventType::kOk);
   if (has_value) j["value"] = e.value ? ordered_json(*e.value) : ordered_json(nullptr);
-  if (e.f == OpKind::kCas) j["expected"] = e.expected ? ordered_json(*e.expected) : ordered_json(nullptr);
+  if (e.f == OpKind::kCas)
+    j["expected"] = e.expected ? ordered_json(*e.expected) : ordered_json(nullptr);
   try {
     return j.dump();
   } catch (const ordered_json::type_error&) {

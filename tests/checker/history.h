@@ -114,8 +114,7 @@ class History {
 
  private:
   void append_locked(Event e, std::size_t line);
-  void complete(ClientId c, EventType type, std::optional<std::string> value,
-                bool is_get_result);
+  void complete(ClientId c, EventType type, std::optional<std::string> value, bool is_get_result);
 
   mutable std::mutex mu_;
   std::vector<Event> events_;

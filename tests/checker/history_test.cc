@@ -6,6 +6,8 @@
 
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace checker {
 namespace {
@@ -38,13 +40,13 @@ TEST(HistoryRecorder, CompletionsRepeatTheirInvoke) {
 
 TEST(HistoryRecorder, RejectsProtocolErrorsAndStaysUnchanged) {
   History h;
-  EXPECT_THROW(h.ok(1), HistoryError);           // nothing pending
+  EXPECT_THROW(h.ok(1), HistoryError);  // nothing pending
   EXPECT_THROW(h.info(1), HistoryError);
   h.invoke_get(1, "k");
   EXPECT_THROW(h.invoke_put(1, "k", "v"), HistoryError);  // second invoke
   EXPECT_THROW(h.ok(1), HistoryError);                    // a get needs ok_get
   h.invoke_put(2, "k", "v");
-  EXPECT_THROW(h.ok_get(2, "v"), HistoryError);           // a put has no result
+  EXPECT_THROW(h.ok_get(2, "v"), HistoryError);  // a put has no result
   EXPECT_THROW(h.invoke_get(-1, "k"), HistoryError);
   EXPECT_EQ(h.size(), 2u);
   h.ok_get(1, "v");
@@ -59,8 +61,7 @@ TEST(HistoryRecorder, AppendChecksCompletionsAgainstTheirInvoke) {
                HistoryError);
   EXPECT_THROW(h.append({1, EventType::kOk, OpKind::kDel, "k", std::nullopt, std::nullopt}),
                HistoryError);
-  EXPECT_THROW(h.append({1, EventType::kOk, OpKind::kPut, "k", "w", std::nullopt}),
-               HistoryError);
+  EXPECT_THROW(h.append({1, EventType::kOk, OpKind::kPut, "k", "w", std::nullopt}), HistoryError);
   EXPECT_THROW(h.append({2, EventType::kInvoke, OpKind::kPut, "k", std::nullopt, std::nullopt}),
                HistoryError);  // a put without a value
   EXPECT_THROW(h.append({2, EventType::kInvoke, OpKind::kGet, "k", "v", std::nullopt}),
@@ -80,6 +81,26 @@ TEST(HistoryRecorder, AClientMayInvokeAgainAfterInfo) {
   EXPECT_EQ(h.size(), 4u);
 }
 
+TEST(HistoryRecorder, ClientsMayRecordFromSeveralThreads) {
+  History h;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < 4; ++c) {
+    threads.emplace_back([&h, c] {
+      for (int i = 0; i < 200; ++i) {
+        h.invoke_put(c, "k" + std::to_string(c), std::to_string(i));
+        h.ok(c);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(h.size(), 1600u);
+  // Each client's events alternate invoke, ok: the lock kept them whole.
+  std::ostringstream out;
+  write_jsonl(out, h);
+  std::istringstream in(out.str());
+  EXPECT_EQ(read_jsonl(in).size(), 1600u);
+}
+
 TEST(HistoryJson, WritesOneObjectPerLineAndReadsItBack) {
   History h;
   h.invoke_put(1, "k1", "v1");
@@ -94,8 +115,10 @@ TEST(HistoryJson, WritesOneObjectPerLineAndReadsItBack) {
   const std::string text = write(h);
   EXPECT_EQ(text.substr(0, text.find('\n')),
             R"({"client":1,"type":"invoke","f":"put","key":"k1","value":"v1"})");
-  EXPECT_NE(text.find(R"({"client":2,"type":"invoke","f":"cas","key":"k1","value":"v0","expected":null})"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          R"({"client":2,"type":"invoke","f":"cas","key":"k1","value":"v0","expected":null})"),
+      std::string::npos);
   EXPECT_NE(text.find(R"({"client":3,"type":"ok","f":"get","key":"k\"odd\"\n","value":null})"),
             std::string::npos);
   const History back = read(text);
@@ -104,15 +127,15 @@ TEST(HistoryJson, WritesOneObjectPerLineAndReadsItBack) {
 }
 
 TEST(HistoryJson, CompletionsMayOmitWhatTheyRepeat) {
-  const History h = read(
-      R"({"client":1,"type":"invoke","f":"cas","key":"k","value":"b","expected":"a"})"
-      "\n"
-      R"({"client":1,"type":"fail","f":"cas","key":"k"})"
-      "\n\n  \n"  // blank lines are skipped but counted
-      R"({"client":1,"type":"invoke","f":"put","key":"k","value":"c"})"
-      "\r\n"
-      R"({"client":1,"type":"ok","f":"put","key":"k"})"
-      "\n");
+  const History h =
+      read(R"({"client":1,"type":"invoke","f":"cas","key":"k","value":"b","expected":"a"})"
+           "\n"
+           R"({"client":1,"type":"fail","f":"cas","key":"k"})"
+           "\n\n  \n"  // blank lines are skipped but counted
+           R"({"client":1,"type":"invoke","f":"put","key":"k","value":"c"})"
+           "\r\n"
+           R"({"client":1,"type":"ok","f":"put","key":"k"})"
+           "\n");
   const auto ev = h.events();
   ASSERT_EQ(ev.size(), 4u);
   EXPECT_EQ(ev[1], (Event{1, EventType::kFail, OpKind::kCas, "k", "b", "a"}));
@@ -183,15 +206,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "unknown f \"incr\""},
         Malformed{"KeyNotString", R"({"client":1,"type":"invoke","f":"get","key":7})", 1,
                   "\"key\" must be a string, not integer"},
-        Malformed{"ValueNotString",
-                  R"({"client":1,"type":"invoke","f":"put","key":"k","value":7})", 1,
-                  "\"value\" must be a string or null, not integer"},
+        Malformed{"ValueNotString", R"({"client":1,"type":"invoke","f":"put","key":"k","value":7})",
+                  1, "\"value\" must be a string or null, not integer"},
         Malformed{"UnknownField",
                   R"({"client":1,"type":"invoke","f":"get","key":"k","vaule":null})", 1,
                   "unknown field \"vaule\""},
         Malformed{"DuplicateField",
-                  R"({"client":1,"type":"invoke","f":"put","key":"k","value":"a","value":"b"})",
-                  1, "duplicate field \"value\""},
+                  R"({"client":1,"type":"invoke","f":"put","key":"k","value":"a","value":"b"})", 1,
+                  "duplicate field \"value\""},
         Malformed{"ExpectedOnPut",
                   R"({"client":1,"type":"invoke","f":"put","key":"k","value":"a","expected":"b"})",
                   1, "\"expected\" is only for cas"},
@@ -203,9 +225,8 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"CasWithoutExpected",
                   R"({"client":1,"type":"invoke","f":"cas","key":"k","value":"a"})", 1,
                   "needs \"expected\""},
-        Malformed{"GetWithValue",
-                  R"({"client":1,"type":"invoke","f":"get","key":"k","value":"a"})", 1,
-                  "must not carry a value"},
+        Malformed{"GetWithValue", R"({"client":1,"type":"invoke","f":"get","key":"k","value":"a"})",
+                  1, "must not carry a value"},
         Malformed{"OkWithoutInvoke", R"({"client":4,"type":"ok","f":"put","key":"k"})", 1,
                   "ok for client 4, which has no pending invoke"},
         Malformed{"InfoWithoutInvoke", R"({"client":4,"type":"info","f":"put","key":"k"})", 1,

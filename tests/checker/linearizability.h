@@ -12,6 +12,17 @@
 //    linearized in time, so backtrack. A cache of (set of linearized
 //    operations, model state) already explored prunes equivalent paths.
 //
+// Three exact prunings on top, each argued where it is implemented, keep
+// the search near linear where plain Wing & Gong goes exponential (one key,
+// twenty clients):
+//  * a legal read is linearized at once and never second-guessed;
+//  * a value some unlinearized read needs but nothing unlinearized writes
+//    ("starved") must be the current value, or the configuration is dead;
+//  * an indeterminate write whose value nothing observes is dropped.
+// To explain a failure, the checker bisects for the first return at which
+// the key's history stops being linearizable (linearizability is
+// prefix-closed) and reports the window around that operation.
+//
 // Indeterminate (info) operations return at +infinity, as in Porcupine and
 // Knossos: they may be linearized anywhere after their invoke, and one that
 // never took effect is linearized at the very end, after every determinate
@@ -65,6 +76,7 @@ std::string_view to_string(Verdict v);
 struct CheckOptions {
   // Search steps (attempts to linearize one operation) allowed for each key;
   // 0: no limit. A key that runs out is `unknown` rather than running on.
+  // Deterministic: the same history and budget give the same verdict.
   std::uint64_t max_steps_per_key = 0;
   // Wall-clock bound on the whole check; zero: none. Past it, keys not yet
   // decided are unknown. (Steps are the reproducible bound; use this one
@@ -78,18 +90,25 @@ struct CheckOptions {
   bool prune_unobserved_indeterminate = true;
 };
 
-// Why a key is not linearizable, in the terms of the search: the longest
-// prefix it could linearize, the value after it, and the operations that
-// could have gone next but none of which is legal there.
+// Why a key is not linearizable, Knossos-style. Cut the key's history at
+// the earliest return after which it is not linearizable (operations still
+// open there have unknown outcomes); `stuck` starts with the operation
+// returning there, the first that cannot be linearized. `prefix` is the
+// longest linearizable prefix the search found on the way to it, `state`
+// the value after it; the rest of `stuck` are the other operations still
+// unlinearized that were invoked before the first one returned. Operations
+// concurrent with the first one are among the last of `prefix` or in
+// `stuck`. (Should the explaining search run out of its bound, the window
+// comes from the plain search instead, as Porcupine would give it.)
 struct IllegalWindow {
   std::string key;
-  std::size_t key_operations = 0;  // operations on the key that were searched
-  std::vector<Operation> prefix;   // in linearization order
+  std::size_t key_operations = 0;    // operations on the key that were searched
+  std::vector<Operation> prefix;     // in linearization order
   std::optional<std::string> state;  // the key's value after the prefix
   // First: the unlinearized operation that returns first (the search could
   // not get past its return). Then every other unlinearized operation
-  // invoked before that return, in invoke order. None can be applied to
-  // `state`.
+  // invoked before that return, in invoke order. As a rule none can be
+  // applied to `state`; format_window() gives the reason for each.
   std::vector<Operation> stuck;
 };
 
@@ -99,8 +118,8 @@ struct CheckResult {
   std::vector<std::string> unknown_keys;        // keys whose search ran out
   std::size_t operations = 0;                   // operations searched
   std::size_t keys = 0;
-  std::size_t pruned = 0;  // indeterminate operations dropped before the search
-  std::uint64_t steps = 0;
+  std::size_t pruned = 0;   // indeterminate operations dropped before the search
+  std::uint64_t steps = 0;  // search steps, all keys
 };
 
 // Checks the history against a map of independent registers: get, put, del,

@@ -227,8 +227,8 @@ TEST(Linearizability, FailedOperationsAreDropped) {
 }
 
 TEST(Linearizability, InfoWriteMayOrMayNotTakeEffect) {
-  for (std::optional<std::string> seen : {std::optional<std::string>("a"),
-                                          std::optional<std::string>()}) {
+  for (std::optional<std::string> seen :
+       {std::optional<std::string>("a"), std::optional<std::string>()}) {
     History h;
     h.invoke_put(1, "k", "a");
     h.info(1);
@@ -357,7 +357,8 @@ TEST(Linearizability, WindowReadsLikeKnossos) {
   const CheckResult r = check_kv(h);
   ASSERT_EQ(r.verdict, kBad);
   const std::string text = format_window(*r.counterexample);
-  // The first stuck operation is the one that returns first (line 7).
+  // The history goes wrong at line 7, where the read of x returns; the read
+  // of y returns later, so it plays no part.
   EXPECT_EQ(text,
             "key \"k\": 4 operations; the longest linearizable prefix has 2.\n"
             "Linearized prefix, in order (* = concurrent with the first stuck operation):\n"
@@ -365,20 +366,42 @@ TEST(Linearizability, WindowReadsLikeKnossos) {
             "  * client 1  put(\"k\", \"b\") -> ok   invoke line 3, return line 6\n"
             "After it the key holds \"b\", and none of these can be linearized next:\n"
             "    client 2  get(\"k\") -> \"x\"       invoke line 5, return line 7   read \"x\", "
-            "but the key holds \"b\"\n"
-            "    client 3  get(\"k\") -> \"y\"       invoke line 4, return line 8   read \"y\", "
             "but the key holds \"b\"\n")
       << text;
 }
 
+TEST(Linearizability, WindowIsWhereTheHistoryFirstGoesWrong) {
+  // A stale read deep in a long history: the window ends at that read,
+  // though the search can tell the history is doomed much earlier (as soon
+  // as the value read is overwritten).
+  History h;
+  for (int i = 0; i < 50; ++i) {
+    h.invoke_put(1, "k", "v" + std::to_string(i));
+    h.ok(1);
+    h.invoke_get(2, "k");
+    h.ok_get(2, i == 40 ? std::string("v3") : "v" + std::to_string(i));
+  }
+  const CheckResult r = check_kv(h);
+  ASSERT_EQ(r.verdict, kBad);
+  const IllegalWindow& w = *r.counterexample;
+  EXPECT_EQ(w.prefix.size(), 81u);
+  EXPECT_EQ(w.state, "v40");
+  ASSERT_EQ(w.stuck.size(), 1u);
+  EXPECT_EQ(w.stuck[0].value, "v3");
+  EXPECT_EQ(w.stuck[0].return_line, 164u);
+}
+
 TEST(Linearizability, BudgetGivesUnknownRatherThanRunningForever) {
-  // 24 concurrent puts and then a read of a value nobody wrote: proving that
-  // illegal means trying every subset of the puts (2^24 configurations).
+  // 24 concurrent puts, then two reads, one after the other, of the values
+  // of two of them: illegal (nothing writes between the reads), but proving
+  // it means trying the puts' subsets (about 2^24 configurations).
   History h;
   for (int c = 0; c < 24; ++c) h.invoke_put(c, "hard", "v" + std::to_string(c));
   for (int c = 0; c < 24; ++c) h.ok(c);
   h.invoke_get(100, "hard");
-  h.ok_get(100, "nobody wrote this");
+  h.ok_get(100, "v0");
+  h.invoke_get(100, "hard");
+  h.ok_get(100, "v1");
   CheckOptions budget;
   budget.max_steps_per_key = 20000;
   CheckResult r = check_kv(h, budget);
@@ -431,9 +454,15 @@ class BruteForce {
       std::optional<std::string>& v = next[op.key];
       bool legal = true;
       switch (op.f) {
-        case OpKind::kGet: legal = op.indeterminate || v == op.value; break;
-        case OpKind::kPut: v = op.value; break;
-        case OpKind::kDel: v.reset(); break;
+        case OpKind::kGet:
+          legal = op.indeterminate || v == op.value;
+          break;
+        case OpKind::kPut:
+          v = op.value;
+          break;
+        case OpKind::kDel:
+          v.reset();
+          break;
         case OpKind::kCas:
           if (v == op.expected) {
             v = op.value;
@@ -480,17 +509,31 @@ History random_small_history(std::mt19937_64& rng) {
       ++started;
       busy[c] = true;
       switch (kind[c] = static_cast<OpKind>(pick(4))) {
-        case OpKind::kGet: h.invoke_get(c, key); break;
-        case OpKind::kPut: h.invoke_put(c, key, values[pick(2)]); break;
-        case OpKind::kDel: h.invoke_del(c, key); break;
-        case OpKind::kCas: h.invoke_cas(c, key, value(), values[pick(2)]); break;
+        case OpKind::kGet:
+          h.invoke_get(c, key);
+          break;
+        case OpKind::kPut:
+          h.invoke_put(c, key, values[pick(2)]);
+          break;
+        case OpKind::kDel:
+          h.invoke_del(c, key);
+          break;
+        case OpKind::kCas:
+          h.invoke_cas(c, key, value(), values[pick(2)]);
+          break;
       }
       continue;
     }
     switch (pick(10)) {
-      case 0: h.fail(c); break;
-      case 1: h.info(c); break;
-      case 2: crashed[c] = true; continue;  // never completes
+      case 0:
+        h.fail(c);
+        break;
+      case 1:
+        h.info(c);
+        break;
+      case 2:
+        crashed[c] = true;
+        continue;  // never completes
       default:
         if (kind[c] == OpKind::kGet) {
           h.ok_get(c, value());
@@ -512,9 +555,15 @@ void expect_window_is_sound(const std::vector<Operation>& ops, const IllegalWind
   for (const Operation& op : w.prefix) {
     EXPECT_EQ(op.key, w.key);
     switch (op.f) {
-      case OpKind::kGet: EXPECT_EQ(op.value, state); break;
-      case OpKind::kPut: state = op.value; break;
-      case OpKind::kDel: state.reset(); break;
+      case OpKind::kGet:
+        EXPECT_EQ(op.value, state);
+        break;
+      case OpKind::kPut:
+        state = op.value;
+        break;
+      case OpKind::kDel:
+        state.reset();
+        break;
       case OpKind::kCas:
         if (state == op.expected) {
           state = op.value;
@@ -561,8 +610,8 @@ TEST(Linearizability, AgreesWithBruteForceOnSmallRandomHistories) {
       const CheckResult r = check_kv(ops, options);
       std::ostringstream text;
       write_jsonl(text, h);
-      ASSERT_EQ(r.verdict, expected ? kOk : kBad)
-          << "prune " << prune << ", history:\n" << text.str();
+      ASSERT_EQ(r.verdict, expected ? kOk : kBad) << "prune " << prune << ", history:\n"
+                                                  << text.str();
       if (!expected) expect_window_is_sound(ops, *r.counterexample);
     }
     (expected ? legal : illegal)++;
@@ -593,7 +642,7 @@ History simulate(const SimConfig& cfg) {
     std::string key;
     std::optional<std::string> value, expected;
     bool applied = false;
-    bool matched = false;                // cas
+    bool matched = false;               // cas
     std::optional<std::string> result;  // get
   };
   std::map<std::string, std::optional<std::string>> store;
@@ -601,9 +650,15 @@ History simulate(const SimConfig& cfg) {
   auto apply = [&](Request& r) {
     std::optional<std::string>& v = store[r.key];
     switch (r.f) {
-      case OpKind::kGet: r.result = v; break;
-      case OpKind::kPut: v = r.value; break;
-      case OpKind::kDel: v.reset(); break;
+      case OpKind::kGet:
+        r.result = v;
+        break;
+      case OpKind::kPut:
+        v = r.value;
+        break;
+      case OpKind::kDel:
+        v.reset();
+        break;
       case OpKind::kCas:
         r.matched = v == r.expected;
         if (r.matched) v = r.value;
@@ -633,20 +688,27 @@ History simulate(const SimConfig& cfg) {
       ++busy;
       Request r;
       // Half the traffic on five hot keys, to make real contention.
-      r.key = "k" + std::to_string(pick(2) ? pick(5) : pick(cfg.keys));
+      r.key = "k" + std::to_string(pick(2) ? pick(std::min(5, cfg.keys)) : pick(cfg.keys));
       const int f = pick(10);
       r.f = f < 4 ? OpKind::kGet : f < 7 ? OpKind::kPut : f < 8 ? OpKind::kDel : OpKind::kCas;
       if (r.f == OpKind::kPut || r.f == OpKind::kCas) {
         r.value = "c" + std::to_string(c) + "-" + std::to_string(++serial);
       }
       switch (r.f) {
-        case OpKind::kGet: h.invoke_get(c, r.key); break;
-        case OpKind::kPut: h.invoke_put(c, r.key, *r.value); break;
-        case OpKind::kDel: h.invoke_del(c, r.key); break;
+        case OpKind::kGet:
+          h.invoke_get(c, r.key);
+          break;
+        case OpKind::kPut:
+          h.invoke_put(c, r.key, *r.value);
+          break;
+        case OpKind::kDel:
+          h.invoke_del(c, r.key);
+          break;
         case OpKind::kCas: {
           // Usually what the client last knew; sometimes an older value.
           const auto& old = written[r.key];
-          r.expected = pick(4) || old.empty() ? store[r.key] : old[pick(static_cast<int>(old.size()))];
+          r.expected =
+              pick(4) || old.empty() ? store[r.key] : old[pick(static_cast<int>(old.size()))];
           h.invoke_cas(c, r.key, r.expected, *r.value);
           break;
         }
@@ -691,19 +753,21 @@ TEST(Linearizability, TenThousandOperationsOverAHundredKeys) {
     EXPECT_EQ(r.keys, 100u);
     EXPECT_GT(r.operations, 8000u);
     // How fast, without a clock: the search is near linear on such a
-    // history. Lowe's cache and the per-key split keep the steps a small
-    // multiple of the operations.
-    EXPECT_LT(r.steps, 20 * r.operations) << "seed " << cfg.seed;
-    std::printf("steps %llu ops %zu pruned %zu\n", (unsigned long long)r.steps, r.operations, r.pruned);
+    // history (about one step per operation; a step is one attempt to
+    // linearize an operation). A regression to exponential search shows
+    // here long before it shows as a slow test.
+    EXPECT_LT(r.steps, 5 * r.operations) << "seed " << cfg.seed;
   }
 }
 
-TEST(Linearizability, OneHotKeyUnderTwentyClients) {
-  const History h = simulate({4, 20, 1, 20000, 0});
+TEST(Linearizability, OneKeyUnderTwentyClients) {
+  // Every operation overlaps about twenty others: the hard case for a
+  // Wing & Gong search, which the starvation rule keeps near linear.
+  const History h = simulate({4, 20, 1, 5000, 10});
   const CheckResult r = check_kv(h);
   EXPECT_EQ(r.verdict, kOk);
-  EXPECT_LT(r.steps, 50 * r.operations);
-    std::printf("steps %llu ops %zu pruned %zu\n", (unsigned long long)r.steps, r.operations, r.pruned);
+  EXPECT_EQ(r.keys, 1u);
+  EXPECT_LT(r.steps, 30 * r.operations);
 }
 
 TEST(Linearizability, SearchWithoutPruningHandlesManyInfoOperations) {

@@ -92,6 +92,8 @@ uint64_t fnv1a(const Bytes& b) {
 }
 
 constexpr int64_t kPpm = 1000000;
+// Later than any run; far enough from 2^64 that clock arithmetic cannot wrap.
+constexpr TimeNs kFarFuture = UINT64_MAX / 4;
 
 }  // namespace
 
@@ -111,6 +113,9 @@ struct Simulator::Event {
   // For timers and sync notices: the life of the node they belong to, so
   // that nothing of a crashed incarnation reaches its successor.
   uint64_t incarnation = 0;
+  // A message held by a pause and replayed on resume: it already arrived,
+  // so links cut since then do not drop it again.
+  bool replayed = false;
   Bytes payload;
   std::function<void()> fn;
 };
@@ -219,7 +224,9 @@ class Simulator::NodeEnv final : public sg::Env {
 
   sg::TimerId set_timer(TimeNs delay) override {
     const sg::TimerId id = slot_.next_timer_id++;
-    const TimeNs deadline = now() + delay;
+    // Saturate, so that a "never" delay does not wrap into the past.
+    const TimeNs local = now();
+    const TimeNs deadline = delay > kFarFuture - local ? kFarFuture : local + delay;
     auto e = std::make_unique<Event>();
     e->kind = EventKind::kTimer;
     e->to = slot_.id;
@@ -268,7 +275,8 @@ Simulator::Simulator(uint64_t seed, Config config)
     : seed_(seed), config_(config), base_net_(config.net), rng_(mix64(seed)) {
   const char* trace = std::getenv("SG_TRACE");
   verbose_ = trace != nullptr && trace[0] != '\0' && trace[0] != '0';
-  mix(seed);
+  // The seed itself stays out of trace_hash_: equal hashes must mean equal
+  // histories, and different seeds must differ by what happened.
 }
 
 Simulator::~Simulator() {
@@ -296,10 +304,9 @@ void Simulator::mix(uint64_t v) {
   }
 }
 
+// Callers test verbose_ first, so that quiet runs build no strings.
 void Simulator::log(const std::string& line) const {
-  if (verbose_) {
-    std::fprintf(stderr, "[%10.6f] %s\n", static_cast<double>(now_) / kSecond, line.c_str());
-  }
+  std::fprintf(stderr, "[%10.6f] %s\n", static_cast<double>(now_) / kSecond, line.c_str());
 }
 
 Simulator::Slot& Simulator::slot(NodeId id) {
@@ -360,7 +367,7 @@ void Simulator::start_node(Slot& s) {
   s.paused = false;
   mix(0x5157a47);
   mix(s.id);
-  log("start " + std::to_string(s.id) + " incarnation " + std::to_string(s.incarnation));
+  if (verbose_) log("start " + std::to_string(s.id) + " incarnation " + std::to_string(s.incarnation));
   in_handler_ = true;
   s.node = s.factory(*s.env);
   if (!s.node) die("node factory returned null");
@@ -376,6 +383,9 @@ sg::Node* Simulator::node(NodeId id) {
 bool Simulator::is_up(NodeId id) const { return slot(id).up; }
 bool Simulator::is_paused(NodeId id) const { return slot(id).paused; }
 TimeNs Simulator::local_now(NodeId id) const { return slot(id).local(now_); }
+int64_t Simulator::clock_error(NodeId id) const {
+  return static_cast<int64_t>(local_now(id)) - static_cast<int64_t>(now_);
+}
 
 // ---- the event loop ----------------------------------------------------------------
 
@@ -434,11 +444,14 @@ void Simulator::dispatch(std::unique_ptr<Event> e) {
       mix(e->to);
       mix(fnv1a(e->payload));
       auto it = slots_.find(e->to);
-      if (it == slots_.end()) return;
+      if (it == slots_.end()) {
+        ++stats_.to_down_node;  // no such node: as good as down
+        return;
+      }
       Slot& s = *it->second;
-      if (!link_up(e->from, e->to)) {
+      if (!e->replayed && !link_up(e->from, e->to)) {
         ++stats_.blocked;
-        log("drop (cut) " + std::to_string(e->from) + "->" + std::to_string(e->to));
+        if (verbose_) log("drop (cut) " + std::to_string(e->from) + "->" + std::to_string(e->to));
         return;
       }
       if (!s.up) {
@@ -473,7 +486,7 @@ void Simulator::deliver(Slot& s, std::unique_ptr<Event> e) {
   switch (e->kind) {
     case EventKind::kMessage:
       ++stats_.delivered;
-      log("deliver " + std::to_string(e->from) + "->" + std::to_string(e->to) + " " +
+      if (verbose_) log("deliver " + std::to_string(e->from) + "->" + std::to_string(e->to) + " " +
           std::to_string(e->payload.size()) + "B");
       s.node->on_message(e->from, e->payload);
       break;
@@ -481,6 +494,7 @@ void Simulator::deliver(Slot& s, std::unique_ptr<Event> e) {
       // A held timer may have been cancelled before it was replayed.
       if (s.timers.erase(e->id) == 0) break;
       ++stats_.timers_fired;
+      if (verbose_) log("timer " + std::to_string(s.id) + " #" + std::to_string(e->id));
       mix(s.id);
       mix(e->id);
       s.node->on_timer(e->id);
@@ -488,6 +502,7 @@ void Simulator::deliver(Slot& s, std::unique_ptr<Event> e) {
     }
     case EventKind::kSyncNotify:
       ++stats_.syncs_completed;
+      if (verbose_) log("synced " + std::to_string(s.id) + " token " + std::to_string(e->id));
       s.node->on_sync(e->id);
       break;
     default:
@@ -501,7 +516,7 @@ void Simulator::send_from(Slot& from, NodeId to, const Bytes& message) {
   const NetConfig& net = config_.net;
   if (rng_.chance(net.loss)) {
     ++stats_.lost;
-    log("lose " + std::to_string(from.id) + "->" + std::to_string(to));
+    if (verbose_) log("lose " + std::to_string(from.id) + "->" + std::to_string(to));
     return;
   }
   const int copies = rng_.chance(net.duplicate) ? 2 : 1;
@@ -534,7 +549,7 @@ TimeNs Simulator::true_time_for_local(const Slot& s, TimeNs local) const {
   const __int128 need = static_cast<__int128>(local) - s.base_local;
   const __int128 dt = (need * kPpm + s.rate - 1) / s.rate;
   const __int128 t = static_cast<__int128>(s.base_true) + dt;
-  if (t > static_cast<__int128>(UINT64_MAX / 2)) return UINT64_MAX / 2;
+  if (t > static_cast<__int128>(kFarFuture)) return kFarFuture;
   return std::max(now_, static_cast<TimeNs>(t));
 }
 
@@ -548,9 +563,10 @@ void Simulator::set_clock(NodeId id, const ClockConfig& clock) {
   s.base_local = static_cast<int64_t>(now_) + clock.offset;
   s.rate = kPpm + clock.drift_ppm;
   s.floor = before;  // never backwards
+  ++stats_.clock_changes;
   mix(0xc10c);
   mix(id);
-  log("clock " + std::to_string(id) + " offset " + std::to_string(clock.offset) + " drift " +
+  if (verbose_) log("clock " + std::to_string(id) + " offset " + std::to_string(clock.offset) + " drift " +
       std::to_string(clock.drift_ppm) + "ppm");
   retarget_timers(s);
 }
@@ -581,22 +597,28 @@ bool Simulator::link_up(NodeId from, NodeId to) const {
 }
 
 void Simulator::partition(const std::vector<std::vector<NodeId>>& groups) {
-  std::string desc = "partition";
+  ++stats_.partitions;
+  if (verbose_) {
+    std::string desc = "partition";
+    for (const auto& group : groups) {
+      desc += " {";
+      for (NodeId id : group) desc += " " + std::to_string(id);
+      desc += " }";
+    }
+    log(desc);
+  }
   for (size_t g = 0; g < groups.size(); ++g) {
-    desc += " {";
-    for (NodeId id : groups[g]) desc += " " + std::to_string(id);
-    desc += " }";
     for (size_t h = 0; h < groups.size(); ++h) {
       if (g == h) continue;
       for (NodeId a : groups[g])
         for (NodeId b : groups[h]) set_link(a, b, false);
     }
   }
-  log(desc);
 }
 
 void Simulator::isolate(NodeId id) {
-  log("isolate " + std::to_string(id));
+  ++stats_.partitions;
+  if (verbose_) log("isolate " + std::to_string(id));
   for (const auto& [other, s] : slots_) {
     if (other != id) cut(id, other);
   }
@@ -623,7 +645,7 @@ std::pair<std::vector<NodeId>, std::vector<NodeId>> Simulator::partition_bridge(
   std::vector<NodeId> b(others.begin() + half, others.end());
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
-  log("bridge through " + std::to_string(bridge));
+  if (verbose_) log("bridge through " + std::to_string(bridge));
   partition({a, b});  // the bridge is in neither group, so it reaches both
   return {a, b};
 }
@@ -631,9 +653,12 @@ std::pair<std::vector<NodeId>, std::vector<NodeId>> Simulator::partition_bridge(
 std::vector<NodeId> Simulator::partition_ring() {
   std::vector<NodeId> ring = shuffled(servers_, rng_);
   const size_t n = ring.size();
-  std::string desc = "ring";
-  for (NodeId id : ring) desc += " " + std::to_string(id);
-  log(desc);
+  ++stats_.partitions;
+  if (verbose_) {
+    std::string desc = "ring";
+    for (NodeId id : ring) desc += " " + std::to_string(id);
+    log(desc);
+  }
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = 0; j < n; ++j) {
       const size_t d = (i + n - j) % n;
@@ -645,7 +670,7 @@ std::vector<NodeId> Simulator::partition_ring() {
 }
 
 void Simulator::heal() {
-  log("heal");
+  if (verbose_) log("heal");
   mix(0x4ea1);
   cut_links_.clear();
 }
@@ -656,7 +681,7 @@ void Simulator::crash(NodeId id) {
   check_not_in_handler("crash");
   Slot& s = slot(id);
   if (!s.up) return;
-  log("crash " + std::to_string(id));
+  if (verbose_) log("crash " + std::to_string(id));
   mix(0xc4a5);
   mix(id);
   ++stats_.crashes;
@@ -683,23 +708,25 @@ void Simulator::pause(NodeId id) {
   check_not_in_handler("pause");
   Slot& s = slot(id);
   if (!s.up || s.paused) return;
-  log("pause " + std::to_string(id));
+  if (verbose_) log("pause " + std::to_string(id));
   mix(0xa05e);
   mix(id);
   s.paused = true;
+  ++stats_.pauses;
 }
 
 void Simulator::resume(NodeId id) {
   check_not_in_handler("resume");
   Slot& s = slot(id);
   if (!s.paused) return;
-  log("resume " + std::to_string(id) + " with " + std::to_string(s.held.size()) + " held events");
+  if (verbose_) log("resume " + std::to_string(id) + " with " + std::to_string(s.held.size()) + " held events");
   mix(0x4e5e);
   mix(id);
   s.paused = false;
   // Replayed now, in the order they arrived, ahead of anything scheduled
   // later at this same instant.
   for (auto& e : s.held) {
+    e->replayed = true;
     const bool timer = e->kind == EventKind::kTimer;
     const sg::TimerId tid = e->id;
     const EventKey key = schedule_at(now_, std::move(e));
@@ -769,7 +796,9 @@ void Simulator::nemesis_undo() {
   n.partitioned = false;
   if (n.net_burst) config_.net = base_net_;
   n.net_burst = false;
-  for (NodeId id : n.crashed) restart(id);
+  // The test may have restarted or resumed some of them meanwhile.
+  for (NodeId id : n.crashed)
+    if (!is_up(id)) restart(id);
   n.crashed.clear();
   for (NodeId id : n.paused) resume(id);
   n.paused.clear();
@@ -790,6 +819,11 @@ void Simulator::nemesis_round() {
 
   const int servers = static_cast<int>(servers_.size());
   const int max_down = c.max_down < 0 ? (servers - 1) / 2 : std::min(c.max_down, servers);
+  // Victims are chosen among the live servers; ones the test took down
+  // itself count against max_down and are left alone.
+  std::vector<NodeId> live;
+  for (NodeId id : servers_)
+    if (is_up(id) && !is_paused(id)) live.push_back(id);
 
   enum Kind { kPartition, kCrash, kPause, kClock, kNet };
   std::vector<Kind> kinds;
@@ -804,7 +838,8 @@ void Simulator::nemesis_round() {
   if (!kinds.empty() && !rng_.chance(0.2)) {
     kinds = shuffled(kinds, rng_);
     const size_t count = std::min<size_t>(kinds.size(), rng_.range(1, 2));
-    int down = 0;
+    int down = servers - static_cast<int>(live.size());
+    live = shuffled(live, rng_);
     for (size_t k = 0; k < count; ++k) {
       switch (kinds[k]) {
         case kPartition: {
@@ -827,14 +862,15 @@ void Simulator::nemesis_round() {
         case kPause: {
           if (down >= max_down) break;
           const int victims = static_cast<int>(rng_.range(1, static_cast<uint64_t>(max_down - down)));
-          std::vector<NodeId> order = shuffled(servers_, rng_);
-          for (int i = 0; i < victims; ++i) {
+          for (int i = 0; i < victims && !live.empty(); ++i) {
+            const NodeId id = live.back();
+            live.pop_back();
             if (kinds[k] == kCrash) {
-              crash(order[i]);
-              n.crashed.push_back(order[i]);
+              crash(id);
+              n.crashed.push_back(id);
             } else {
-              pause(order[i]);
-              n.paused.push_back(order[i]);
+              pause(id);
+              n.paused.push_back(id);
             }
           }
           down += victims;
@@ -855,7 +891,7 @@ void Simulator::nemesis_round() {
           config_.net.loss = rng_.unit() * c.burst_loss;
           config_.net.duplicate = rng_.unit() * c.burst_duplicate;
           config_.net.reorder = rng_.unit() * c.burst_reorder;
-          log("net burst");
+          if (verbose_) log("net burst");
           n.net_burst = true;
           break;
         }
@@ -903,6 +939,13 @@ std::vector<uint64_t> test_seeds(uint64_t default_count, uint64_t base) {
   seeds.reserve(count);
   for (uint64_t i = 0; i < count; ++i) seeds.push_back(base * 100000 + i);
   return seeds;
+}
+
+uint64_t seed_base(const char* suite, const char* name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char* p : {suite, ".", name})
+    for (; *p != '\0'; ++p) h = (h ^ static_cast<uint8_t>(*p)) * 0x100000001b3ull;
+  return h % 100000;
 }
 
 std::string seed_banner(uint64_t seed) {

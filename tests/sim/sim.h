@@ -28,12 +28,14 @@
 // own handler (a node must never crash itself mid-call).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "storage-guests/common/env.h"
@@ -92,15 +94,17 @@ struct DiskConfig {
   TimeNs max_sync_latency = 2 * kMillisecond;
 };
 
-// A node's clock: local = offset + true_elapsed * (1 + drift_ppm / 1e6),
-// clamped so that it never runs backwards (a negative offset change makes
-// the clock stand still until it catches up). Pending timers are re-aimed
-// when the clock changes, so they always fire when the *local* clock reaches
-// their deadline.
+// A node's clock, set at true time T by Simulator::set_clock():
+//   local(t) = T + offset + (t - T) * (1 + drift_ppm / 1e6)
+// clamped so that it never runs backwards (setting it back makes it stand
+// still until it catches up, as a monotonic clock would). Pending timers are
+// re-aimed when the clock changes, so they always fire when the *local*
+// clock reaches their deadline.
 struct ClockConfig {
-  int64_t offset = 0;      // ns added to true time
+  int64_t offset = 0;      // local minus true time at the moment it is set
   int64_t drift_ppm = 0;   // rate error in parts per million, > -1e6
-  TimeNs uncertainty = 0;  // what Env::clock_uncertainty() reports
+  TimeNs uncertainty = 0;  // what Env::clock_uncertainty() reports; the
+                           // simulator does not enforce it against offset
 };
 
 struct Config {
@@ -120,25 +124,31 @@ struct Stats {
   uint64_t duplicated = 0;    // extra copies created
   uint64_t reordered = 0;     // given an extra delay
   uint64_t blocked = 0;       // dropped by a partition / cut link
-  uint64_t to_down_node = 0;  // arrived at a crashed node
+  uint64_t to_down_node = 0;  // arrived at a crashed (or unknown) node
   uint64_t timers_fired = 0;
   uint64_t syncs_completed = 0;
   uint64_t crashes = 0;
   uint64_t restarts = 0;
+  uint64_t partitions = 0;    // calls of partition() and its helpers
+  uint64_t pauses = 0;
+  uint64_t clock_changes = 0;
   uint64_t events = 0;        // every event processed by step()
 };
 
 using NodeFactory = std::function<std::unique_ptr<sg::Node>(sg::Env&)>;
 
 // Randomized fault injection (Jepsen's nemesis). Every `min_interval` to
-// `max_interval` it heals what it did last and applies one fault chosen
-// among the enabled kinds; all choices come from the simulator's seed.
+// `max_interval` it undoes what it did last round (heals its partitions,
+// restarts the servers it crashed, resumes the ones it paused, stops clock
+// drift, ends a network burst) and then, four rounds in five, applies one or
+// two faults of different enabled kinds. All choices come from the
+// simulator's seed.
 struct NemesisConfig {
   TimeNs min_interval = 200 * kMillisecond;
   TimeNs max_interval = 1 * kSecond;
-  bool partitions = true;  // isolate / majority / bridge / ring / random
-  bool crashes = true;     // crash one server, restart it next round
-  bool pauses = true;      // pause one server, resume it next round
+  bool partitions = true;  // isolate / majority / bridge / ring / random groups
+  bool crashes = true;     // crash servers (within max_down)
+  bool pauses = true;      // pause servers (within max_down)
   bool clocks = false;     // random offset and drift on one server
   bool net_faults = true;  // bursts of loss, duplication, reordering
   // Upper bound on servers down (crashed or paused) at once; the default
@@ -184,6 +194,9 @@ class Simulator {
   // skewed clocks, see local_now().
   TimeNs now() const { return now_; }
   TimeNs local_now(NodeId id) const;
+  // local_now(id) - now(): how far the node's clock is off true time, to
+  // check a protocol's clock assumption (Env::clock_uncertainty()).
+  int64_t clock_error(NodeId id) const;
 
   // Processes the next event. False when no event is pending.
   bool step();
@@ -196,7 +209,8 @@ class Simulator {
   bool run_until(const std::function<bool()>& pred, TimeNs timeout);
 
   // Test callbacks on the virtual timeline (client operations, fault
-  // schedules). Ties with node events are broken by scheduling order.
+  // schedules). Ties with node events are broken by scheduling order; a
+  // time in the past means now.
   void at(TimeNs t, std::function<void()> fn);
   void after(TimeNs d, std::function<void()> fn) { at(now_ + d, std::move(fn)); }
 
@@ -212,7 +226,7 @@ class Simulator {
   // Nodes in different groups cannot talk; nodes in no group (typically
   // clients) keep all their links. Adds to the cuts already in place.
   void partition(const std::vector<std::vector<NodeId>>& groups);
-  // Cuts `id` from every other server (and client).
+  // Cuts `id` from every other node, clients included.
   void isolate(NodeId id);
   // Random majority / minority split of the servers; returns the majority.
   std::vector<NodeId> partition_majority();
@@ -230,6 +244,7 @@ class Simulator {
   // timers and undelivered messages are lost; durable records survive.
   void crash(NodeId id);
   // Builds a new node with the factory; it recovers from storage in start().
+  // On a live node: crash, then restart (a reboot).
   void restart(NodeId id);
   // A paused node receives nothing and fires no timers; its events are held
   // (its disk keeps working) and delivered in order on resume().
@@ -239,7 +254,8 @@ class Simulator {
   void set_clock(NodeId id, const ClockConfig& clock);
   const ClockConfig& clock(NodeId id) const;
 
-  // Heals links, resumes paused nodes, restarts crashed ones, resets every
+  // Heals links, resumes paused nodes, restarts crashed ones (also those
+  // the test crashed itself), resets every
   // clock to drift 0 (offsets stay, clocks never go back) and restores the
   // NetConfig given at construction. Stops the nemesis.
   void heal_all();
@@ -252,8 +268,9 @@ class Simulator {
   // Durable records of a node's storage (what a restart would recover).
   std::vector<Bytes> durable_records(NodeId id) const;
   const Stats& stats() const { return stats_; }
+  size_t pending_events() const { return queue_.size(); }
   // Fingerprint of every event processed so far (kind, time, nodes,
-  // payload). Equal seeds give equal hashes.
+  // payload) and every fault applied. Equal seeds give equal hashes.
   uint64_t trace_hash() const { return trace_hash_; }
   // Events logged to stderr as they happen, for replaying a failing seed.
   // Also enabled by the environment variable SG_TRACE=1.
@@ -315,9 +332,12 @@ class Simulator {
 // SG_SEEDS=K   run K seeds (make test keeps K small, make soak makes it big)
 //
 // Seeds a test should run: {SG_SEED} if set, otherwise SG_SEEDS (or
-// `default_count`) seeds derived from `base` (so that different tests
-// explore different seeds).
+// `default_count`) seeds derived from `base`, so that different tests
+// explore different seeds: base * 100000 + 0, 1, 2, ...
 std::vector<uint64_t> test_seeds(uint64_t default_count, uint64_t base = 1);
+// A stable base for test_seeds() from a test's name (below 100000), so that
+// a test keeps its seeds when the file around it changes.
+uint64_t seed_base(const char* suite, const char* name);
 // "seed=N (replay with SG_SEED=N)"
 std::string seed_banner(uint64_t seed);
 // Remembers the seed being run so that a sanitizer abort or a crash, which
@@ -339,7 +359,11 @@ void set_current_seed(uint64_t seed);
 // Needs <gtest/gtest.h> included before use. After a failing seed the loop
 // stops, so that the first failure's seed is the one printed last.
 #define SG_FOR_EACH_SEED(var, default_count)                                  \
-  for (uint64_t var : ::sim::test_seeds((default_count), __LINE__))           \
+  for (uint64_t var : ::sim::test_seeds(                                      \
+           (default_count),                                                   \
+           ::sim::seed_base(                                                  \
+               ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name(), \
+               ::testing::UnitTest::GetInstance()->current_test_info()->name()))) \
     if (::testing::Test::HasFailure()) break; else                            \
     if (::testing::ScopedTrace sg_seed_trace_##var{__FILE__, __LINE__,        \
                                                  ::sim::seed_banner(var)};    \

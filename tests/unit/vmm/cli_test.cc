@@ -75,5 +75,22 @@ TEST(CliTest, RejectsBadInput) {
   EXPECT_NE(usage_error({"run", "-k", "k", "--stats=yes"}).find("unknown option"), std::string::npos);
 }
 
+TEST(CliTest, ClockOptions) {
+  auto r = parse_cli({"run", "-k", "k", "--clock-offset", "-250ms", "--clock-uncertainty=4ms"});
+  EXPECT_EQ(r.config.clock_offset_ns, -250'000'000);
+  EXPECT_EQ(r.config.clock_uncertainty_ns, 4'000'000u);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--clock-uncertainty", "-1ms"}).find("cannot be negative"), std::string::npos);
+}
+
+TEST(CliTest, Durations) {
+  EXPECT_EQ(parse_duration_ns("42"), 42);
+  EXPECT_EQ(parse_duration_ns("42ns"), 42);
+  EXPECT_EQ(parse_duration_ns("7us"), 7000);
+  EXPECT_EQ(parse_duration_ns("+3ms"), 3'000'000);
+  EXPECT_EQ(parse_duration_ns("-2s"), -2'000'000'000);
+  for (const char* bad : {"", "-", "ms", "3 ms", "3min", "1e3", "99999999999999999999", "400000000s"})
+    EXPECT_THROW(parse_duration_ns(bad), UsageError) << "accepted '" << bad << "'";
+}
+
 }  // namespace
 }  // namespace vmm

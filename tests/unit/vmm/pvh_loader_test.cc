@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "boot/platform.h"
+
 #include "tests/unit/vmm/elf_builder.h"
 
 namespace vmm {
@@ -165,13 +167,15 @@ TEST(StartInfoTest, WritesStartInfoMemoryMapAndCmdline) {
   ASSERT_NE(cmd, nullptr);
   EXPECT_STREQ(cmd, "console=ttyS0 exit=3");
 
-  ASSERT_EQ(si.memmap_entries, 4u);
+  ASSERT_EQ(si.memmap_entries, 5u);
   std::vector<pvh::MemmapEntry> map(si.memmap_entries);
   ASSERT_TRUE(mem.read(si.memmap_paddr, map.data(), map.size() * sizeof map[0]));
   uint64_t ram = 0;
   for (const auto& e : map)
     if (e.type == pvh::kRam) ram += e.size;
-  EXPECT_EQ(ram, (64u << 20) - 0x60000);  // all RAM but the legacy hole
+  EXPECT_EQ(ram, (64u << 20) - 0x61000);  // all RAM but the time page and the legacy hole
+  EXPECT_EQ(map[1].addr, platform::kTimePageGpa);
+  EXPECT_EQ(map[1].type, pvh::kReserved);
   EXPECT_EQ(map[2].addr, 0x100000u);
   EXPECT_EQ(map[2].addr + map[2].size, 64u << 20);
   // Boot data must not overlap the map, nor the map the command line.

@@ -1,0 +1,143 @@
+#include "guest-kernel/arch/x86/apic.h"
+
+#include "guest-kernel/arch/x86/cpu.h"
+#include "guest-kernel/kernel/exit.h"
+
+namespace x86 {
+namespace {
+
+constexpr uint64_t kLapicBase = 0xfee00000;
+constexpr uint64_t kIoapicBase = 0xfec00000;
+
+enum LapicReg : uint32_t {
+  kId = 0x20, kEoi = 0xb0, kSpurious = 0xf0, kIcrLow = 0x300, kIcrHigh = 0x310,
+  kLvtTimer = 0x320, kLvtLint0 = 0x350, kLvtLint1 = 0x360, kLvtError = 0x370,
+  kTimerInitial = 0x380, kTimerCurrent = 0x390, kTimerDivide = 0x3e0,
+};
+constexpr uint32_t kLvtMasked = 1u << 16;
+constexpr uint32_t kTimerModeTscDeadline = 2u << 17;
+
+bool x2apic = false;
+bool tsc_deadline = false;
+uint64_t timer_hz = 0;   // LAPIC timer counts per second (divide by 16)
+uint64_t tsc_rate = 0;
+
+uint32_t lapic_read(uint32_t reg) {
+  return x2apic ? static_cast<uint32_t>(rdmsr(0x800 + (reg >> 4))) : mmio_read32(kLapicBase + reg);
+}
+void lapic_write(uint32_t reg, uint32_t v) {
+  if (x2apic) wrmsr(0x800 + (reg >> 4), v);
+  else mmio_write32(kLapicBase + reg, v);
+}
+
+uint32_t ioapic_read(uint32_t reg) {
+  mmio_write32(kIoapicBase, reg);
+  return mmio_read32(kIoapicBase + 0x10);
+}
+void ioapic_write(uint32_t reg, uint32_t v) {
+  mmio_write32(kIoapicBase, reg);
+  mmio_write32(kIoapicBase + 0x10, v);
+}
+
+}  // namespace
+
+void apic_init() {
+  // Mask both 8259 PICs after remapping them away from the exception
+  // vectors, in case one fires before the mask takes effect.
+  outb(0x20, 0x11); outb(0xa0, 0x11);
+  outb(0x21, 0x20); outb(0xa1, 0x28);
+  outb(0x21, 0x04); outb(0xa1, 0x02);
+  outb(0x21, 0x01); outb(0xa1, 0x01);
+  outb(0x21, 0xff); outb(0xa1, 0xff);
+
+  const CpuidResult f = cpuid(1);
+  x2apic = f.ecx & (1u << 21);
+  tsc_deadline = f.ecx & (1u << 24);
+  uint64_t base = rdmsr(kMsrApicBase);
+  base |= 1u << 11;                 // global enable
+  if (x2apic) base |= 1u << 10;     // x2APIC mode
+  wrmsr(kMsrApicBase, base);
+
+  lapic_write(kSpurious, 0x100 | 0xff);  // software enable, spurious vector 255
+  lapic_write(kLvtLint0, kLvtMasked);
+  lapic_write(kLvtLint1, kLvtMasked);
+  lapic_write(kLvtError, kLvtMasked);
+  lapic_write(kLvtTimer, kLvtMasked);
+  apic_eoi();
+
+  for (uint32_t pin = 0; pin < ioapic_pin_count(); ++pin) ioapic_mask(static_cast<uint8_t>(pin));
+}
+
+bool apic_is_x2apic() { return x2apic; }
+
+uint32_t apic_id() { return x2apic ? lapic_read(kId) : lapic_read(kId) >> 24; }
+
+void apic_eoi() { lapic_write(kEoi, 0); }
+
+void apic_send_self_ipi(uint8_t vector) {
+  if (x2apic) {
+    wrmsr(0x83f, vector);  // the x2APIC SELF IPI register
+    return;
+  }
+  lapic_write(kIcrHigh, 0);
+  lapic_write(kIcrLow, (1u << 18) | vector);  // shorthand: self, fixed delivery
+}
+
+bool apic_has_tsc_deadline() { return tsc_deadline; }
+
+void apic_timer_init(uint8_t vector, uint64_t tsc_hz) {
+  tsc_rate = tsc_hz;
+  if (tsc_deadline) {
+    lapic_write(kLvtTimer, kTimerModeTscDeadline | vector);
+    return;
+  }
+  // Count mode: measure the timer's rate against the TSC over 10 ms.
+  lapic_write(kTimerDivide, 0x3);  // divide by 16
+  lapic_write(kLvtTimer, kLvtMasked | vector);
+  lapic_write(kTimerInitial, 0xffffffff);
+  const uint64_t t0 = rdtsc(), wait = tsc_hz / 100;
+  while (rdtsc() - t0 < wait) pause();
+  const uint32_t elapsed = 0xffffffff - lapic_read(kTimerCurrent);
+  lapic_write(kTimerInitial, 0);
+  timer_hz = uint64_t(elapsed) * 100;
+  if (!timer_hz) panic("LAPIC timer does not count");
+  lapic_write(kLvtTimer, vector);  // one-shot, unmasked
+}
+
+void apic_timer_arm_tsc(uint64_t tsc) {
+  if (tsc_deadline) {
+    wrmsr(kMsrTscDeadline, tsc ? tsc : 1);
+    return;
+  }
+  const uint64_t now = rdtsc();
+  uint64_t counts = 1;
+  if (tsc > now) {
+    const unsigned __int128 c = (unsigned __int128)(tsc - now) * timer_hz / tsc_rate;
+    counts = c > 0xffffffffu ? 0xffffffffu : (c ? static_cast<uint64_t>(c) : 1);
+  }
+  lapic_write(kTimerInitial, static_cast<uint32_t>(counts));
+}
+
+void apic_timer_disarm() {
+  if (tsc_deadline) wrmsr(kMsrTscDeadline, 0);
+  else lapic_write(kTimerInitial, 0);
+}
+
+uint64_t apic_timer_hz() { return timer_hz; }
+
+uint32_t ioapic_pin_count() { return ((ioapic_read(1) >> 16) & 0xff) + 1; }
+
+void ioapic_route(uint8_t pin, uint8_t vector, bool level_triggered) {
+  ioapic_write(0x11 + 2 * pin, apic_id() << 24);
+  ioapic_write(0x10 + 2 * pin, vector | (level_triggered ? (1u << 15) : 0));
+}
+
+void ioapic_mask(uint8_t pin) {
+  ioapic_write(0x11 + 2 * pin, 0);
+  ioapic_write(0x10 + 2 * pin, 1u << 16);
+}
+
+uint32_t msi_address() { return 0xfee00000u | (apic_id() << 12); }
+uint32_t msi_data(uint8_t vector) { return vector; }  // fixed, edge
+
+}  // namespace x86
