@@ -119,7 +119,7 @@ all: $(addprefix $(BUILD)/,$(HOST_PROGRAMS)) $(BUILD)/guest-kernel.elf
 deps:
 	@scripts/deps
 
-TEST_ARTIFACTS := all $(addprefix $(BUILD)/san/,$(HOST_PROGRAMS)) \
+TEST_ARTIFACTS := all freestanding-check $(addprefix $(BUILD)/san/,$(HOST_PROGRAMS)) \
                   $(UNIT_TEST_BINS) $(EXTRA_TEST_ARTIFACTS)
 
 # The protocol code must also build with the guest kernel's flags.
