@@ -42,7 +42,8 @@ GUEST_CPPFLAGS := -I. -MMD -MP
 GUEST_LDFLAGS  := -nostdlib -static -no-pie -Wl,--gc-sections \
                   -Wl,-z,max-page-size=4096 -Wl,--build-id=none
 
-include $(sort $(wildcard */module.mk */*/module.mk))
+# vmm/ first: test and fuzz modules link its library (VMM_LIB_SRCS).
+include vmm/module.mk $(filter-out vmm/module.mk,$(sort $(wildcard */module.mk */*/module.mk)))
 
 rel_objs = $(patsubst %.cc,$(BUILD)/obj/rel/%.o,$(1))
 san_objs = $(patsubst %.cc,$(BUILD)/obj/san/%.o,$(1))

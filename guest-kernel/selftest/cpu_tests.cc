@@ -208,6 +208,30 @@ KTEST(pci_msi_delivery_with_qemu_edu) {
   x86::free_interrupt(vector);
 }
 
+KTEST(pci_msix_table_programming) {
+  // Any device with MSI-X will do (under QEMU: -device virtio-rng-pci).
+  const pci::Device* dev = nullptr;
+  for (const auto& d : pci::enumerate())
+    if (pci::find_capability(d, pci::kCapMsix)) dev = &d;
+  if (!dev) {
+    t.skip("no device with MSI-X");
+    return;
+  }
+  pci::enable(*dev);
+  pci::Msix m;
+  KCHECK(pci::msix_enable(*dev, &m));
+  KCHECK(m.size >= 1 && m.size <= 2048);
+  for (uint16_t i = 0; i < m.size; ++i) KCHECK(m.table[i * 4 + 3] & 1);  // all masked after enable
+  KCHECK(pci::msix_route(m, 0, 0x77));
+  KCHECK(m.table[0] == x86::msi_address());
+  KCHECK(m.table[2] == x86::msi_data(0x77));
+  KCHECK((m.table[3] & 1) == 0);  // unmasked
+  KCHECK(!pci::msix_route(m, m.size, 0x77));  // past the table
+  pci::msix_mask(m, 0, true);
+  KCHECK(m.table[3] & 1);
+  KCHECK(pci::config_read16(*dev, m.cap + 2) & (1 << 15));  // MSI-X enabled
+}
+
 KTEST(vmm_time_page) {
   if (!timekeeping::has_time_page()) {
     t.skip("no VMM time page (not under our VMM)");

@@ -10,30 +10,12 @@
 #include "vmm/irq/fake_irq_backend.h"
 #include "vmm/pci/msix.h"
 #include "vmm/pci/pci_bus.h"
+#include "tests/unit/vmm/pci_test_device.h"
 
 namespace vmm {
 namespace {
 
 using namespace pci;
-
-class Target : public PciDevice {
- public:
-  explicit Target(GsiRouter& router) : PciDevice(PciIds{0x1af4, 0x1042, 0x018000, 1, 0x1af4, 2, 0}, "fuzz") {
-    add_bar(0, PciBarKind::kMem64, 0x4000);
-    add_bar(2, PciBarKind::kIo, 0x40);
-    add_bar(3, PciBarKind::kMem32, 0x1000);
-    msix = std::make_unique<MsiX>(*this, router, 5, 0, 0x1000, 0x3000);
-  }
-  std::unique_ptr<MsiX> msix;
-
- protected:
-  void bar_read(uint32_t bar, uint64_t offset, uint8_t* data, uint32_t size) override {
-    if (!msix->bar_read(bar, offset, data, size)) std::memset(data, 0, size);
-  }
-  void bar_write(uint32_t bar, uint64_t offset, const uint8_t* data, uint32_t size) override {
-    msix->bar_write(bar, offset, data, size);
-  }
-};
 
 TEST(PciRandomTest, RandomGuestAccessesNeverBreakTheBus) {
   FakeIrqBackend kvm;
@@ -41,7 +23,7 @@ TEST(PciRandomTest, RandomGuestAccessesNeverBreakTheBus) {
   IoBus pio, mmio;
   auto bus = PciBus::create(pio, mmio);
   bus->add(std::make_shared<PciHostBridge>(), 0);
-  auto dev = std::make_shared<Target>(router);
+  auto dev = std::make_shared<testing::MsixTestDevice>(router);
   bus->add(dev, 2);
 
   std::mt19937_64 rng(12345);

@@ -1,0 +1,19 @@
+# libFuzzer targets (clang), with ASan and UBSan. make test runs each for a
+# bounded time (tests/fuzz/run); FUZZ_SECONDS sets how long.
+FUZZ_CXX      ?= clang++
+FUZZ_FLAGS    := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.
+FUZZ_TARGETS  := pvh_loader pci_config
+FUZZ_LIB_SRCS := $(VMM_LIB_SRCS)
+
+$(BUILD)/obj/fuzz/%.o: %.cc | deps
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS:-fsanitize=fuzzer,%=-fsanitize=fuzzer-no-link,%) -MMD -MP -c $< -o $@
+
+define fuzz_target
+$(BUILD)/fuzz/$(1): $(BUILD)/obj/fuzz/tests/fuzz/fuzz_$(1).o $(patsubst %.cc,$(BUILD)/obj/fuzz/%.o,$(FUZZ_LIB_SRCS))
+	@mkdir -p $$(@D)
+	$$(FUZZ_CXX) $$(FUZZ_FLAGS) -o $$@ $$^ -pthread
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+
+EXTRA_TEST_ARTIFACTS += $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
