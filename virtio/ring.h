@@ -104,6 +104,7 @@ constexpr uint64_t vring_used_offset(uint32_t n, uint64_t used_align) {
 constexpr uint64_t vring_size(uint32_t n, uint64_t used_align) {
   return vring_used_offset(n, used_align) + used_ring_size(n);
 }
+static_assert(vring_used_offset(256, 4096) == 8192 && vring_size(256, 4096) == 10246);
 
 // §2.7.10 / §2.7.7 with VIRTIO_F_EVENT_IDX: should the side that moved its
 // index from `old_idx` to `new_idx` notify, given the other side asked to be

@@ -19,6 +19,7 @@ const char* usage_text() {
          "      --stats           print VM exit statistics when the VM ends\n"
          "      --clock-offset T  skew the guest's clock by T (e.g. 250ms, -2s; default 0)\n"
          "      --clock-uncertainty T  the clock error bound the guest sees (e.g. 4ms)\n"
+         "      --halt-poll T     how long KVM polls a halted vCPU before sleeping (default 0)\n"
          "\n"
          "exit status: the guest's debug-exit status; 120 if the guest crashed (triple fault,\n"
          "KVM internal error, failed entry); 125 if the VMM could not run it; 2 on bad usage.\n";
@@ -109,7 +110,11 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     else if (name == "--console") r.config.console = take_value();
     else if (name == "--stats" && !inline_value) r.config.stats = true;
     else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
-    else if (name == "--clock-uncertainty") {
+    else if (name == "--halt-poll") {
+      const int64_t t = parse_duration_ns(take_value());
+      if (t < 0) throw UsageError("--halt-poll cannot be negative");
+      r.config.halt_poll_ns = static_cast<uint64_t>(t);
+    } else if (name == "--clock-uncertainty") {
       const int64_t u = parse_duration_ns(take_value());
       if (u < 0) throw UsageError("--clock-uncertainty cannot be negative");
       r.config.clock_uncertainty_ns = static_cast<uint64_t>(u);

@@ -27,6 +27,9 @@ struct VmConfig {
   std::string console;  // empty: stdout
   int64_t clock_offset_ns = 0;       // written to the guest's time page
   uint64_t clock_uncertainty_ns = 0;
+  // How long KVM polls before putting a halted vCPU to sleep. 0 (the
+  // default) keeps idle guests cheap; polling trades CPU for wake-up latency.
+  uint64_t halt_poll_ns = 0;
 };
 
 enum class CliCommand { kRun, kHelp, kVersion };

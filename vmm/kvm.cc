@@ -95,6 +95,13 @@ void Vm::create_pit() {
   KVM_IOCTL(fd_.get(), KVM_CREATE_PIT2, &cfg);
 }
 
+void Vm::enable_cap(uint32_t cap, uint64_t arg0) {
+  kvm_enable_cap c{};
+  c.cap = cap;
+  c.args[0] = arg0;
+  KVM_IOCTL(fd_.get(), KVM_ENABLE_CAP, &c);
+}
+
 void Vm::set_tss_addr(uint64_t gpa) { KVM_IOCTL(fd_.get(), KVM_SET_TSS_ADDR, gpa); }
 
 void Vm::set_identity_map_addr(uint64_t gpa) {

@@ -125,6 +125,8 @@ class Vm {
   // The in-kernel LAPIC, IOAPIC and PIC, and the PIT.
   void create_irqchip();
   void create_pit();
+  // KVM_ENABLE_CAP on the VM with one argument.
+  void enable_cap(uint32_t cap, uint64_t arg0);
   void set_tss_addr(uint64_t gpa);
   void set_identity_map_addr(uint64_t gpa);
   std::unique_ptr<Vcpu> create_vcpu(int index, int mmap_size);

@@ -57,7 +57,8 @@ void print_banner() {
   kprintf("guest-kernel: %lu KiB of RAM, %zu pages free\n", ram >> 10, mm::free_page_count());
   kprintf("guest-kernel: clock %s, TSC %lu kHz, %s timer%s\n", timekeeping::clock_source(),
           timekeeping::tsc_hz() / 1000, x86::apic_has_tsc_deadline() ? "TSC-deadline" : "LAPIC one-shot",
-          x86::apic_is_x2apic() ? ", x2APIC" : ", xAPIC");
+          x86::apic_is_x2apic() ? (x86::apic_has_pv_eoi() ? ", x2APIC, PV EOI" : ", x2APIC")
+                                : (x86::apic_has_pv_eoi() ? ", xAPIC, PV EOI" : ", xAPIC"));
   if (timekeeping::has_time_page())
     kprintf("guest-kernel: VMM time page: offset %ld ns, uncertainty %lu ns\n", timekeeping::vmm_offset_ns(),
             timekeeping::uncertainty_ns());

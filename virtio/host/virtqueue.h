@@ -63,7 +63,7 @@ enum class VirtqueueError {
   kIndirectBadLength,        // table length 0 or not a multiple of 16
   kIndirectTooLong,          // table holds more than queue size descriptors
   kIndirectOutsideRam,       // the table itself is not inside RAM
-  kPushWithoutPop,           // push_used with no chain in flight (device bug)
+  kTooManyInFlight,          // more chains in flight than the queue size
 };
 const char* to_string(VirtqueueError e);
 
@@ -191,7 +191,7 @@ class Virtqueue {
   bool walk(uint16_t head, VirtqChain& chain);
   // Adds one data descriptor (already read) to the chain.
   bool add_buffer(const virtio::virtq_desc& d, bool& seen_writable, uint64_t& total, VirtqChain& chain,
-                  const char* where, uint32_t index);
+                  const char* table, uint32_t index);
 
   GuestMemory& mem_;
   bool enabled_ = false;
@@ -205,7 +205,6 @@ class Virtqueue {
   uint16_t last_avail_ = 0;       // next avail ring entry to consume
   uint16_t used_idx_ = 0;         // next used ring entry to fill
   uint16_t signalled_used_ = 0;   // used_idx_ at the last should_notify()
-  bool signalled_used_valid_ = false;
   bool notify_enabled_ = true;    // kicks wanted (see enable_notification)
   uint32_t in_flight_ = 0;        // popped, not yet pushed
 

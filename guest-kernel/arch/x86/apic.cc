@@ -18,6 +18,13 @@ constexpr uint32_t kLvtMasked = 1u << 16;
 constexpr uint32_t kTimerModeTscDeadline = 2u << 17;
 
 bool x2apic = false;
+// KVM's paravirtual EOI: the hypervisor sets bit 0 of this word when it
+// delivered an interrupt that needs no EOI write from us (edge-triggered,
+// nothing else pending), saving a VM exit per interrupt.
+constexpr uint32_t kMsrKvmPvEoi = 0x4b564d04;
+constexpr uint32_t kKvmFeaturePvEoi = 1u << 6;
+alignas(4) volatile uint32_t pv_eoi_word = 0;
+bool pv_eoi = false;
 bool tsc_deadline = false;
 uint64_t timer_hz = 0;   // LAPIC timer counts per second (divide by 16)
 uint64_t tsc_rate = 0;
@@ -66,13 +73,30 @@ void apic_init() {
   apic_eoi();
 
   for (uint32_t pin = 0; pin < ioapic_pin_count(); ++pin) ioapic_mask(static_cast<uint8_t>(pin));
+
+  const CpuidResult sig = cpuid(0x40000000);
+  const bool kvm = sig.ebx == 0x4b4d564b && sig.ecx == 0x564b4d56 && sig.edx == 0x4d;  // "KVMKVMKVM\0\0\0"
+  if (kvm && sig.eax >= 0x40000001 && (cpuid(0x40000001).eax & kKvmFeaturePvEoi)) {
+    wrmsr(kMsrKvmPvEoi, reinterpret_cast<uint64_t>(&pv_eoi_word) | 1);
+    pv_eoi = true;
+  }
 }
+
+bool apic_has_pv_eoi() { return pv_eoi; }
 
 bool apic_is_x2apic() { return x2apic; }
 
 uint32_t apic_id() { return x2apic ? lapic_read(kId) : lapic_read(kId) >> 24; }
 
-void apic_eoi() { lapic_write(kEoi, 0); }
+void apic_eoi() {
+  if (pv_eoi) {
+    // Atomically take the "no EOI needed" bit; if KVM set it, we are done.
+    uint32_t old;
+    asm volatile("lock btrl $0, %1; setc %b0" : "=q"(old), "+m"(pv_eoi_word) : : "memory", "cc");
+    if (old & 1) return;
+  }
+  lapic_write(kEoi, 0);
+}
 
 void apic_send_self_ipi(uint8_t vector) {
   if (x2apic) {

@@ -11,6 +11,7 @@ void apic_init();          // masks the PICs, enables the LAPIC, masks the IOAPI
 bool apic_is_x2apic();
 uint32_t apic_id();
 void apic_eoi();
+bool apic_has_pv_eoi();  // KVM's paravirtual EOI in use
 void apic_send_self_ipi(uint8_t vector);
 
 // LAPIC timer. TSC-deadline mode where the CPU has it, one-shot count mode

@@ -82,6 +82,12 @@ TEST(CliTest, ClockOptions) {
   EXPECT_NE(usage_error({"run", "-k", "k", "--clock-uncertainty", "-1ms"}).find("cannot be negative"), std::string::npos);
 }
 
+TEST(CliTest, HaltPoll) {
+  EXPECT_EQ(parse_cli({"run", "-k", "k"}).config.halt_poll_ns, 0u);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--halt-poll", "200us"}).config.halt_poll_ns, 200000u);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--halt-poll", "-1"}).find("cannot be negative"), std::string::npos);
+}
+
 TEST(CliTest, Durations) {
   EXPECT_EQ(parse_duration_ns("42"), 42);
   EXPECT_EQ(parse_duration_ns("42ns"), 42);
