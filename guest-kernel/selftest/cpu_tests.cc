@@ -6,36 +6,21 @@
 #include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/selftest.h"
+#include "guest-kernel/selftest/catch_exception.h"
 #include "guest-kernel/kernel/symbols.h"
 #include "guest-kernel/lib/print.h"
 #include "guest-kernel/lib/string.h"
 #include "guest-kernel/pci/pci.h"
 #include "guest-kernel/time/clock.h"
 
-namespace {
 
-template <typename Probe>
-int64_t caught_vector(Probe probe, uint64_t* error_code = nullptr) {
-  x86::ExpectedFault& ef = x86::expected_fault();
-  ef = {};
-  ef.resume_rip = reinterpret_cast<uint64_t>(&fault_probe_resume);
-  ef.armed = true;
-  const uint64_t faulted = probe();
-  ef.armed = false;
-  if (!faulted || !ef.hit) return -1;
-  if (error_code) *error_code = ef.error_code;
-  return static_cast<int64_t>(ef.vector);
-}
-
-}  // namespace
-
-KTEST(exception_invalid_opcode_caught) { KCHECK(caught_vector(probe_ud) == 6); }
-KTEST(exception_divide_error_caught) { KCHECK(caught_vector(probe_de) == 0); }
-KTEST(exception_breakpoint_caught) { KCHECK(caught_vector(probe_bp) == 3); }
+KTEST(exception_invalid_opcode_caught) { KCHECK(catch_exception(probe_ud) == 6); }
+KTEST(exception_divide_error_caught) { KCHECK(catch_exception(probe_de) == 0); }
+KTEST(exception_breakpoint_caught) { KCHECK(catch_exception(probe_bp) == 3); }
 
 KTEST(exception_general_protection_caught) {
   uint64_t error = ~0ull;
-  KCHECK(caught_vector([] { return probe_load(0x8000000000000000ull); }, &error) == 13);
+  KCHECK(catch_exception([] { return probe_load(0x8000000000000000ull); }, &error) == 13);
   KCHECK(error == 0);
 }
 

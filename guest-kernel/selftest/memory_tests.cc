@@ -11,30 +11,12 @@
 #include "guest-kernel/arch/x86/fault_probes.h"
 #include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/kernel/selftest.h"
+#include "guest-kernel/selftest/catch_exception.h"
 #include "guest-kernel/lib/print.h"
 #include "guest-kernel/mm/heap.h"
 #include "guest-kernel/mm/page_alloc.h"
 #include "guest-kernel/mm/paging.h"
 
-namespace {
-
-// Runs `probe` expecting a CPU exception; returns its vector, or -1 if
-// none happened.
-template <typename Probe>
-int64_t expect_exception(Probe probe, uint64_t* error_code = nullptr, uint64_t* cr2 = nullptr) {
-  x86::ExpectedFault& ef = x86::expected_fault();
-  ef = {};
-  ef.resume_rip = reinterpret_cast<uint64_t>(&fault_probe_resume);
-  ef.armed = true;
-  const uint64_t faulted = probe();
-  ef.armed = false;
-  if (!faulted || !ef.hit) return -1;
-  if (error_code) *error_code = ef.error_code;
-  if (cr2) *cr2 = ef.cr2;
-  return static_cast<int64_t>(ef.vector);
-}
-
-}  // namespace
 
 KTEST(page_allocator_counts_and_hands_out_pages) {
   const size_t before = mm::free_page_count();
@@ -137,7 +119,7 @@ KTEST(cxx_containers_work) {
 KTEST(null_page_is_unmapped) {
   KCHECK(!mm::is_mapped(0));
   uint64_t error = 0, cr2 = 1;
-  const int64_t v = expect_exception([] { return probe_load(0x10); }, &error, &cr2);
+  const int64_t v = catch_exception([] { return probe_load(0x10); }, &error, &cr2);
   KCHECKF(v == 14, "vector %ld", v);
   KCHECK(cr2 == 0x10);
   KCHECK((error & 1) == 0);  // not present
@@ -150,7 +132,7 @@ KTEST(stack_guard_page_faults) {
   KCHECK(!mm::is_mapped(guard));
   KCHECK(mm::is_mapped(guard + mm::kPageSize));
   uint64_t error = 0;
-  KCHECK(expect_exception([guard] { return probe_store(guard + 8); }, &error) == 14);
+  KCHECK(catch_exception([guard] { return probe_store(guard + 8); }, &error) == 14);
   KCHECK(error & 2);  // a write
   mm::map_page(guard);
   mm::free_pages(guard, 3);

@@ -6,25 +6,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tests/fuzz/fuzz_input.h"
+
 #include "tests/unit/vmm/pci_test_device.h"
 #include "vmm/irq/fake_irq_backend.h"
 #include "vmm/pci/pci_bus.h"
 
 namespace {
 
-// Reads the input as a stream; past its end everything reads as zero.
-struct Input {
-  const uint8_t* p;
-  size_t n;
-  uint64_t take(size_t bytes) {
-    uint64_t v = 0;
-    const size_t k = bytes < n ? bytes : n;
-    std::memcpy(&v, p, k);
-    p += k;
-    n -= k;
-    return v;
-  }
-};
+using fuzz::Input;
 
 }  // namespace
 

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "tests/fuzz/fuzz_input.h"
 #include <deque>
 #include <vector>
 
@@ -24,18 +26,7 @@ constexpr uint64_t kRam = 16 << 10;
 // Fixed layout for the largest queue (32): parts as the alignments allow.
 constexpr uint64_t kDesc = 0x0, kAvail = 0x200, kUsed = 0x280;
 
-struct Input {
-  const uint8_t* p;
-  size_t n;
-  uint64_t take(size_t bytes) {
-    uint64_t v = 0;
-    const size_t k = bytes < n ? bytes : n;
-    std::memcpy(&v, p, k);
-    p += k;
-    n -= k;
-    return v;
-  }
-};
+using fuzz::Input;
 
 #define CHECK(c) \
   do {           \
