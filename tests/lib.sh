@@ -2,7 +2,8 @@
 # Each test is a function; it fails by returning non-zero after saying why.
 #   run_test NAME FUNCTION      runs one test, prints "ok" or "FAIL" with its log
 #   summary                     prints "N passed, N failed" and sets the status
-#   boot RC -- CMD...           runs CMD, keeps its output in $OUT, checks the status
+#   boot RC -- CMD...           runs CMD (at most TEST_TIMEOUT s, default 180),
+#                               keeps its output in $OUT, checks the status
 #   want PATTERN / want_not PATTERN   extended regex expected (not) in $OUT
 
 passed=0 failed=0
@@ -30,7 +31,13 @@ boot() {
   shift
   [[ $1 == -- ]] && shift
   local rc=0
-  OUT=$("$@" 2>&1) || rc=$?
+  # A hung command fails its test instead of stalling the suite.
+  OUT=$(timeout -k 10 "${TEST_TIMEOUT:-180}" "$@" 2>&1) || rc=$?
+  if [[ $rc == 124 || $rc == 137 ]]; then
+    echo "timed out after ${TEST_TIMEOUT:-180}s: $*"
+    printf '%s\n' "$OUT"
+    return 1
+  fi
   if [[ $rc != "$want_rc" ]]; then
     echo "expected exit status $want_rc, got $rc from: $*"
     printf '%s\n' "$OUT"

@@ -37,8 +37,19 @@ void install_kick_handler() {
 
 }  // namespace
 
+Machine::BootEntry Machine::load_kernel(const VmConfig& config, GuestMemory& mem) {
+  const std::vector<uint8_t> image = read_kernel_file(config.kernel);
+  const PvhKernel kernel = load_pvh_kernel(image, mem);
+  return {kernel.entry, write_start_info(mem, config.cmdline)};
+}
+
 Machine::Machine(const VmConfig& config)
-    : config_(config), kvm_(), vm_(kvm_), mem_(config.mem_bytes), time_page_(mem_) {
+    : config_(config),
+      mem_(config.mem_bytes),
+      boot_(load_kernel(config_, mem_)),
+      kvm_(),
+      vm_(kvm_),
+      time_page_(mem_) {
   time_page_.set(config_.clock_offset_ns, config_.clock_uncertainty_ns);
   if (!kvm_.check_extension(KVM_CAP_IRQCHIP)) throw std::runtime_error("KVM lacks the in-kernel irqchip");
   if (!kvm_.check_extension(KVM_CAP_USER_MEMORY)) throw std::runtime_error("KVM lacks user memory regions");
@@ -68,11 +79,8 @@ Machine::Machine(const VmConfig& config)
     own_console_ = true;
   }
 
-  const std::vector<uint8_t> image = read_kernel_file(config_.kernel);
-  const PvhKernel kernel = load_pvh_kernel(image, mem_);
-  const uint64_t start_info = write_start_info(mem_, config_.cmdline);
   setup_devices();
-  setup_vcpus(kernel.entry, start_info);
+  setup_vcpus(boot_);
 }
 
 Machine::~Machine() {
@@ -117,7 +125,7 @@ void Machine::setup_devices() {
   pci_->add(std::make_shared<PciHostBridge>(), 0);
 }
 
-void Machine::setup_vcpus(uint32_t entry, uint64_t start_info) {
+void Machine::setup_vcpus(const BootEntry& boot) {
   const auto supported = kvm_.supported_cpuid();
   for (int i = 0; i < config_.vcpus; ++i) {
     auto vcpu = vm_.create_vcpu(i, run_area_size_);
@@ -133,7 +141,7 @@ void Machine::setup_vcpus(uint32_t entry, uint64_t start_info) {
     if (i == 0) {
       kvm_sregs sregs = vcpu->sregs();
       kvm_regs regs{};
-      set_pvh_entry_state(sregs, regs, entry, static_cast<uint32_t>(start_info));
+      set_pvh_entry_state(sregs, regs, boot.entry, static_cast<uint32_t>(boot.start_info));
       vcpu->set_sregs(sregs);
       vcpu->set_regs(regs);
     }

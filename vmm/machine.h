@@ -38,8 +38,14 @@ class Machine {
   int run();
 
  private:
+  // Where the vCPU starts: the kernel's PVH entry and %ebx.
+  struct BootEntry {
+    uint32_t entry;
+    uint64_t start_info;
+  };
+  static BootEntry load_kernel(const VmConfig& config, GuestMemory& mem);
   void setup_devices();
-  void setup_vcpus(uint32_t entry, uint64_t start_info);
+  void setup_vcpus(const BootEntry& boot);
   void vcpu_loop(int index);
   // Dispatches one exit; returns false when the vCPU must stop.
   bool handle_exit(Vcpu& vcpu, kvm_run* run);
@@ -51,9 +57,12 @@ class Machine {
   void console_byte(uint8_t b);
 
   VmConfig config_;
+  // Guest RAM and the kernel come first: a bad image or size is reported
+  // before KVM is asked for anything, so bad input never creates a VM.
+  GuestMemory mem_;
+  BootEntry boot_;
   Kvm kvm_;
   Vm vm_;
-  GuestMemory mem_;
   IoBus pio_;
   IoBus mmio_;
   // Interrupt routing and PCI (vmm/irq, vmm/pci); made in setup_devices().

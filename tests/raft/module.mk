@@ -4,15 +4,14 @@
 # Recursive (=): tests/sim/module.mk, which sets SIM_SRCS, is read after us.
 UNIT_TESTS += raft
 raft_TEST_SRCS = $(RAFT_SRCS) $(SIM_SRCS) $(CHECKER_SRCS) \
-                  storage-guests/common/codec.cc storage-guests/common/rpc.cc \
+                  $(COMMON_SRCS) \
                   tests/raft/raft_paper_test.cc tests/raft/raft_scenario_test.cc \
                   tests/raft/raft_linearizability_test.cc tests/raft/raft_kv_test.cc
 
 # Figure 16 of the Raft paper: leader-crash downtime per election timeout
 # range (scripts/bench-raft-election draws the table and the chart).
 HOST_PROGRAMS += raft-election-bench
-raft-election-bench_SRCS = tests/raft/election_bench.cc $(RAFT_SRCS) $(SIM_SRCS) \
-                           storage-guests/common/codec.cc storage-guests/common/rpc.cc
+raft-election-bench_SRCS = tests/raft/election_bench.cc $(RAFT_SRCS) $(SIM_SRCS) $(COMMON_SRCS)
 
 BENCH_TARGETS += bench-raft-election
 .PHONY: bench-raft-election
