@@ -31,8 +31,13 @@ boot() {
   shift
   [[ $1 == -- ]] && shift
   local rc=0
-  # A hung command fails its test instead of stalling the suite.
-  OUT=$(timeout -k 10 "${TEST_TIMEOUT:-180}" "$@" 2>&1) || rc=$?
+  # A hung program fails its test instead of stalling the suite (shell
+  # functions are run as they are: they bound their own programs).
+  if declare -F "$1" >/dev/null; then
+    OUT=$("$@" 2>&1) || rc=$?
+  else
+    OUT=$(timeout -k 10 "${TEST_TIMEOUT:-180}" "$@" 2>&1) || rc=$?
+  fi
   if [[ $rc == 124 || $rc == 137 ]]; then
     echo "timed out after ${TEST_TIMEOUT:-180}s: $*"
     printf '%s\n' "$OUT"
