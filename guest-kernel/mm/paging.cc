@@ -55,18 +55,12 @@ void map_2m(uint64_t va, uint64_t flags) {
   *pde = va | flags | kPresent | kHuge;
 }
 
-uint64_t* pte_for(uint64_t va, bool create) {
-  uint64_t* pde = create ? pd_entry(va) : nullptr;
-  if (!create) {
-    uint64_t e = pml4[(va >> 39) & 511];
-    if (!(e & kPresent)) return nullptr;
-    e = table_at(e)[(va >> 30) & 511];
-    if (!(e & kPresent)) return nullptr;
-    pde = &table_at(e)[(va >> 21) & 511];
-  }
+// The 4 KiB page-table entry for va, creating tables and splitting a
+// 2 MiB mapping as needed.
+uint64_t* pte_for(uint64_t va) {
+  uint64_t* pde = pd_entry(va);
   if (!pde) return nullptr;
   if (!(*pde & kPresent)) {
-    if (!create) return nullptr;
     const uint64_t page = alloc_page();
     if (!page) return nullptr;
     *pde = page | kPresent | kWrite;
@@ -116,7 +110,7 @@ bool map_mmio(uint64_t phys, uint64_t size) {
 }
 
 bool unmap_page(uint64_t va) {
-  uint64_t* pte = pte_for(va, true);
+  uint64_t* pte = pte_for(va);
   if (!pte) return false;
   *pte = 0;
   x86::invlpg(va);
@@ -124,7 +118,7 @@ bool unmap_page(uint64_t va) {
 }
 
 bool map_page(uint64_t va) {
-  uint64_t* pte = pte_for(va, true);
+  uint64_t* pte = pte_for(va);
   if (!pte) return false;
   *pte = (va & kAddrMask) | kPresent | kWrite;
   x86::invlpg(va);
