@@ -32,22 +32,29 @@ const char* exit_reason_name(uint32_t reason) {
 }
 
 void ExitStats::record(uint32_t exit_reason, uint64_t handling_ns) {
-  Entry& e = entries_[exit_reason];
+  Entry& e = entries_[exit_reason < kReasons ? exit_reason : kReasons - 1];
   ++e.count;
   e.handling_ns += handling_ns;
 }
 
 void ExitStats::merge(const ExitStats& other) {
-  for (const auto& [reason, e] : other.entries_) {
-    entries_[reason].count += e.count;
-    entries_[reason].handling_ns += e.handling_ns;
+  for (uint32_t r = 0; r < kReasons; ++r) {
+    entries_[r].count += other.entries_[r].count;
+    entries_[r].handling_ns += other.entries_[r].handling_ns;
   }
 }
 
 uint64_t ExitStats::total() const {
   uint64_t n = 0;
-  for (const auto& [reason, e] : entries_) n += e.count;
+  for (const Entry& e : entries_) n += e.count;
   return n;
+}
+
+std::map<uint32_t, ExitStats::Entry> ExitStats::entries() const {
+  std::map<uint32_t, Entry> used;
+  for (uint32_t r = 0; r < kReasons; ++r)
+    if (entries_[r].count) used[r] = entries_[r];
+  return used;
 }
 
 std::string ExitStats::format(double wall_seconds) const {
@@ -56,7 +63,7 @@ std::string ExitStats::format(double wall_seconds) const {
   const uint64_t total_exits = total();
   snprintf(line, sizeof line, "%-16s %10s %7s %14s %12s\n", "exit reason", "count", "share", "mean handling", "exits/s");
   out += line;
-  for (const auto& [reason, e] : entries_) {
+  for (const auto& [reason, e] : entries()) {
     snprintf(line, sizeof line, "%-16s %10llu %6.1f%% %11.1f us %12.1f\n", exit_reason_name(reason),
              static_cast<unsigned long long>(e.count), total_exits ? 100.0 * e.count / total_exits : 0.0,
              e.count ? e.handling_ns / 1e3 / e.count : 0.0, wall_seconds > 0 ? e.count / wall_seconds : 0.0);

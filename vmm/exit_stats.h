@@ -1,8 +1,10 @@
 // Counts VM exits per reason and the host time spent handling each kind.
 // One instance per vCPU thread (no sharing on the hot path); merged when
-// the VM ends.
+// the VM ends. record() runs on every exit: a flat array indexed by the
+// exit reason, no allocation or lookup.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,13 +20,15 @@ class ExitStats {
   void record(uint32_t exit_reason, uint64_t handling_ns);
   void merge(const ExitStats& other);
   uint64_t total() const;
-  const std::map<uint32_t, Entry>& entries() const { return entries_; }
+  // Reasons with at least one exit, in reason order.
+  std::map<uint32_t, Entry> entries() const;
   // A table: reason, count, share, mean handling time, exits/s over
   // `wall_seconds` of VM run time.
   std::string format(double wall_seconds) const;
 
  private:
-  std::map<uint32_t, Entry> entries_;
+  static constexpr uint32_t kReasons = 64;  // KVM_EXIT_* are small; larger ones share the last slot
+  std::array<Entry, kReasons> entries_{};
 };
 
 // KVM_EXIT_* as text ("io", "mmio", "shutdown", ...).

@@ -20,13 +20,10 @@ using fuzz::Input;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm;
-  FakeIrqBackend kvm;
-  GsiRouter router(kvm, IrqCapabilities::all());
-  IoBus pio, mmio;
-  auto bus = PciBus::create(pio, mmio);
-  bus->add(std::make_shared<PciHostBridge>(), 0);
-  auto dev = std::make_shared<testing::MsixTestDevice>(router);
-  bus->add(dev, 2);
+  testing::PciTestRig rig;
+  IoBus& pio = rig.pio;
+  IoBus& mmio = rig.mmio;
+  auto& dev = rig.dev;
 
   Input in{data, size};
   static const uint32_t kSizes[] = {1, 2, 4, 8, 3};

@@ -18,13 +18,10 @@ namespace {
 using namespace pci;
 
 TEST(PciRandomTest, RandomGuestAccessesNeverBreakTheBus) {
-  FakeIrqBackend kvm;
-  GsiRouter router(kvm, IrqCapabilities::all());
-  IoBus pio, mmio;
-  auto bus = PciBus::create(pio, mmio);
-  bus->add(std::make_shared<PciHostBridge>(), 0);
-  auto dev = std::make_shared<testing::MsixTestDevice>(router);
-  bus->add(dev, 2);
+  testing::PciTestRig rig;
+  IoBus& pio = rig.pio;
+  IoBus& mmio = rig.mmio;
+  auto& dev = rig.dev;
 
   std::mt19937_64 rng(12345);
   const uint32_t sizes[] = {1, 2, 3, 4, 8};
@@ -79,8 +76,8 @@ TEST(PciRandomTest, RandomGuestAccessesNeverBreakTheBus) {
       ASSERT_EQ(dev->config_read(kVendorId, 4), 0x10421af4u);
       ASSERT_EQ(dev->config_read(kHeaderType, 1), 0u);
       ASSERT_EQ(dev->config_read(dev->msix->capability_offset(), 1), kCapIdMsix);
-      ASSERT_EQ(bus->config_read(0, 0, kVendorId, 4), 0x29c08086u);
-      ASSERT_LE(kvm.routing.size(), 40u + 5u);
+      ASSERT_EQ(rig.bus->config_read(0, 0, kVendorId, 4), 0x29c08086u);
+      ASSERT_LE(rig.kvm.routing.size(), 40u + 5u);
     }
   }
   // The walk really reached the BARs and delivered interrupts (fixed seed).

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "vmm/irq/fake_irq_backend.h"
 #include "vmm/pci/msix.h"
 #include "vmm/pci/pci_bus.h"
 
@@ -26,6 +27,20 @@ class MsixTestDevice : public PciDevice {
   }
   void bar_write(uint32_t bar, uint64_t offset, const uint8_t* data, uint32_t size) override {
     msix->bar_write(bar, offset, data, size);
+  }
+};
+
+// A bus with the host bridge at 00:00.0 and an MsixTestDevice at 00:02.0,
+// over a fake KVM: what a hostile guest sees.
+struct PciTestRig {
+  FakeIrqBackend kvm;
+  GsiRouter router{kvm, IrqCapabilities::all()};
+  IoBus pio, mmio;
+  std::shared_ptr<PciBus> bus = PciBus::create(pio, mmio);
+  std::shared_ptr<MsixTestDevice> dev = std::make_shared<MsixTestDevice>(router);
+  PciTestRig() {
+    bus->add(std::make_shared<PciHostBridge>(), 0);
+    bus->add(dev, 2);
   }
 };
 
