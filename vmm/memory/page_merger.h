@@ -1,0 +1,142 @@
+// Same-page merging across the VMs of one VMM process (issue [memory]):
+// guest pages with identical contents are backed by one host page.
+//
+// How a page is shared: the merger keeps a pool of read-only reference
+// pages in a memfd. Merging guest page P onto pool page k is
+//   mmap(P, 4 KiB, RW, MAP_PRIVATE | MAP_FIXED, memfd, k * 4 KiB)
+// which makes P read the pool page, and gives the guest a private copy the
+// moment it writes (copy-on-write in the host kernel, transparent to KVM,
+// which follows the mapping change through its MMU notifier). All-zero
+// pages are not pooled: they are dropped (MADV_DONTNEED, or an anonymous
+// remap for a page that was merged before), so they read the kernel's zero
+// page until written.
+//
+// Which pages: like Linux KSM, a page is a candidate only once its hash
+// was the same on two consecutive visits (volatile pages are skipped), and
+// every merge is confirmed byte for byte, never on the hash alone.
+//
+// Safety: comparing and remapping must not race with writes to the page.
+// Guest vCPUs and device threads (a virtio-blk read completing into guest
+// RAM) both write it, so every batch of merges runs inside the caller's
+// quiesce callback, which must stop both (Machine pauses vCPUs and drains
+// device I/O) and re-checks equality under it.
+//
+// Accounting is measured, not assumed: /proc/self/pagemap tells, for each
+// guest page, whether it is still backed by the file (a pool page) or has
+// been copied on write, so pages_sharing() counts only real sharing.
+//
+// Security caveat (documented in docs/architecture.md): merging across
+// tenants is a side channel (write timing reveals whether another guest
+// holds a page); it is off unless the user asks for it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace vmm {
+
+class GuestMemory;
+
+struct MergerStats {
+  uint64_t pages_scanned = 0;     // visits, cumulative
+  uint64_t full_scans = 0;        // complete passes over every VM's RAM
+  uint64_t merges = 0;            // guest pages remapped onto a pool page
+  uint64_t zero_pages_dropped = 0;
+  uint64_t pool_pages = 0;        // distinct shared contents held
+  uint64_t batches = 0;           // quiesce callbacks made
+  uint64_t raced = 0;             // candidates that changed before the merge
+};
+
+class PageMerger {
+ public:
+  static constexpr uint64_t kPageSize = 4096;
+  // Runs `work` with every writer of guest memory stopped (vCPUs paused,
+  // device I/O drained), then lets them go.
+  using Quiesce = std::function<void(const std::function<void()>& work)>;
+
+  explicit PageMerger(Quiesce quiesce);
+  ~PageMerger();
+  PageMerger(const PageMerger&) = delete;
+  PageMerger& operator=(const PageMerger&) = delete;
+
+  // Adds the RAM of one VM; it must outlive the merger (or be removed).
+  void add(GuestMemory& memory, std::string name);
+  void remove(const GuestMemory& memory);
+
+  // Visits up to `budget` pages (continuing where the last call stopped,
+  // wrapping around) and merges what it can, in one quiesced batch.
+  void scan(uint64_t budget);
+
+  const MergerStats& stats() const { return stats_; }
+  // Guest pages still backed by a pool page (read from pagemap), and the
+  // guest pages that read the zero page because the merger dropped them.
+  uint64_t pages_sharing() const;
+  uint64_t pages_zero() const;
+  // Host memory saved: guest pages sharing minus the pool pages behind them,
+  // plus dropped zero pages that are still unbacked.
+  uint64_t bytes_saved() const;
+
+ private:
+  struct Vm {
+    GuestMemory* memory;
+    std::string name;
+    uint8_t* base;
+    uint64_t pages;
+    std::vector<uint64_t> last_hash;    // 0: not seen yet
+    std::vector<uint8_t> state;         // PageState
+    // The page lies in a file-backed mapping of the pool (merged once, even
+    // if copied on write since): MADV_DONTNEED there would bring back the
+    // pool page, not zeroes, so it is dropped by an anonymous remap.
+    std::vector<bool> in_pool_mapping;
+  };
+  enum PageState : uint8_t { kPrivate = 0, kMerged = 1, kZeroDropped = 2 };
+  struct Candidate {
+    enum Kind : uint8_t { kZero, kOntoPool, kPair } kind;
+    size_t vm;
+    uint64_t page;
+    uint64_t hash;
+    size_t twin_vm = 0;  // kPair: the page it matched earlier in this pass
+    uint64_t twin_page = 0;
+  };
+
+  uint8_t* page_ptr(const Vm& vm, uint64_t page) const { return vm.base + page * kPageSize; }
+  // Merges the batch; runs quiesced.
+  void merge_batch(const std::vector<Candidate>& batch);
+  bool remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index);
+  bool drop_zero(Vm& vm, uint64_t page);
+  uint64_t add_pool_page(const uint8_t* content);
+  const uint8_t* pool_page(uint64_t index) const { return pool_view_ + index * kPageSize; }
+  void grow_pool_view(uint64_t pages);
+  // Visits one page; may append a candidate to `batch`.
+  void visit(size_t vm_index, uint64_t page, std::vector<Candidate>& batch);
+  // Merges `c.vm/c.page` onto a pool page holding the same bytes, if any.
+  bool merge_onto_existing(const Candidate& c);
+  // pagemap bit 61: the page is file-backed (a pool page), not an anonymous copy.
+  uint64_t count_file_backed() const;
+
+  Quiesce quiesce_;
+  std::vector<Vm> vms_;
+  size_t cursor_vm_ = 0;
+  uint64_t cursor_page_ = 0;
+  int memfd_ = -1;
+  uint8_t* pool_view_ = nullptr;      // read-only view of the whole pool
+  uint64_t pool_view_pages_ = 0;
+  uint64_t pool_pages_ = 0;
+  // Merges stop here: each merged page can split its VMA in three, and the
+  // kernel caps a process's VMAs at vm.max_map_count.
+  uint64_t merge_limit_ = 0;
+  uint64_t merged_pages_ = 0;
+  // Stable contents: hash -> pool pages holding that hash (collisions kept).
+  std::unordered_multimap<uint64_t, uint64_t> pool_by_hash_;
+  // First stable page seen with a hash in this pass, waiting for a twin.
+  std::unordered_map<uint64_t, std::pair<size_t, uint64_t>> unmatched_;
+  MergerStats stats_;
+};
+
+// 64-bit hash of one 4 KiB page; 0 is never returned (0 means "unseen").
+uint64_t hash_page(const uint8_t* page, bool* all_zero);
+
+}  // namespace vmm
