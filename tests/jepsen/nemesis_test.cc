@@ -1,0 +1,69 @@
+#include "tests/jepsen/nemesis.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace jepsen {
+namespace {
+
+TEST(Nemesis, ParsesEveryKindAndRejectsOthers) {
+  NemesisKind k;
+  for (const char* name : {"none", "partition", "kill", "pause", "clock", "all"}) {
+    ASSERT_TRUE(parse_nemesis(name, &k)) << name;
+    EXPECT_STREQ(to_string(k), name);
+  }
+  EXPECT_FALSE(parse_nemesis("", &k));
+  EXPECT_FALSE(parse_nemesis("Partition", &k));
+  EXPECT_FALSE(parse_nemesis("meteor", &k));
+}
+
+TEST(Nemesis, PartitionsCoverEveryNodeAndCutSomething) {
+  for (int nodes : {3, 5}) {
+    NemesisSchedule s(NemesisKind::kPartition, nodes, 42);
+    for (int i = 0; i < 50; ++i) {
+      Fault f = s.next();
+      ASSERT_EQ(f.inject.size(), 1u);
+      EXPECT_EQ(f.inject[0]["cmd"], "partition");
+      const auto groups = f.inject[0]["groups"].get<std::vector<std::vector<int>>>();
+      ASSERT_EQ(groups.size(), 2u);
+      std::set<int> all;
+      for (const auto& g : groups) {
+        EXPECT_FALSE(g.empty()) << f.description;
+        all.insert(g.begin(), g.end());
+      }
+      EXPECT_EQ(all.size(), static_cast<size_t>(nodes)) << f.description;
+      // Some pair of nodes can no longer talk.
+      EXPECT_LT(groups[0].size() + groups[1].size(), static_cast<size_t>(2 * nodes)) << f.description;
+      ASSERT_EQ(f.heal.size(), 1u);
+      EXPECT_EQ(f.heal[0]["cmd"], "heal");
+    }
+  }
+}
+
+TEST(Nemesis, EveryFaultHasItsUndoAndIsReproducible) {
+  NemesisSchedule a(NemesisKind::kAll, 5, 7), b(NemesisKind::kAll, 5, 7);
+  std::set<std::string> kinds;
+  for (int i = 0; i < 100; ++i) {
+    Fault fa = a.next(), fb = b.next();
+    EXPECT_EQ(fa.description, fb.description) << "same seed, same schedule";
+    ASSERT_FALSE(fa.inject.empty());
+    ASSERT_FALSE(fa.heal.empty());
+    const std::string cmd = fa.inject[0]["cmd"];
+    kinds.insert(cmd);
+    const std::map<std::string, std::string> undo = {
+        {"kill", "restart"}, {"pause", "resume"}, {"clock", "clock"}, {"partition", "heal"}};
+    EXPECT_EQ(fa.heal[0]["cmd"], undo.at(cmd));
+    if (fa.inject[0].contains("vm")) {
+      EXPECT_LT(fa.inject[0]["vm"].get<int>(), 5);
+      EXPECT_GE(fa.inject[0]["vm"].get<int>(), 0);
+    }
+  }
+  EXPECT_EQ(kinds, (std::set<std::string>{"partition", "kill", "pause", "clock"}));
+  EXPECT_FALSE(a.heal_all().empty());
+  EXPECT_TRUE(NemesisSchedule(NemesisKind::kNone, 3, 1).heal_all().empty());
+}
+
+}  // namespace
+}  // namespace jepsen
