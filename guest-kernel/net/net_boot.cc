@@ -46,13 +46,14 @@ Stack* stack() { return g_stack; }
 void boot_init(const Cmdline& cmdline) {
   if (g_stack || !cmdline.has("ip")) return;
   char ip[32], mask[32], gw[32];
-  const bool has_ip = cmdline.get("ip", ip, sizeof ip);
+  // Present but not fetched: longer than any address could be.
+  for (const char* key : {"ip", "mask", "gw"})
+    if (cmdline.has(key) && !cmdline.get(key, ip, sizeof ip)) panic("net: %s= is too long for an address", key);
+  cmdline.get("ip", ip, sizeof ip);
   const bool has_mask = cmdline.get("mask", mask, sizeof mask);
   const bool has_gw = cmdline.get("gw", gw, sizeof gw);
-  if ((cmdline.has("mask") && !has_mask) || (cmdline.has("gw") && !has_gw)) panic("net: mask= or gw= is too long");
   InterfaceConfig config;
-  if (const char* err = parse_interface_config(has_ip ? ip : nullptr, has_mask ? mask : nullptr,
-                                               has_gw ? gw : nullptr, &config))
+  if (const char* err = parse_interface_config(ip, has_mask ? mask : nullptr, has_gw ? gw : nullptr, &config))
     panic("net: %s", err);
   static EventLoopClock clock;
   char peer_ip[32];
