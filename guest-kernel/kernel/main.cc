@@ -20,6 +20,7 @@
 #include "guest-kernel/mm/heap.h"
 #include "guest-kernel/mm/page_alloc.h"
 #include "guest-kernel/mm/paging.h"
+#include "guest-kernel/net/net_boot.h"
 #include "guest-kernel/pci/pci.h"
 #include "guest-kernel/time/clock.h"
 
@@ -88,6 +89,7 @@ void print_banner() {
   pci::probe_drivers();
 
   Cmdline cmdline(boot_info().cmdline);
+  net::boot_init(cmdline);  // after probing: the NIC drivers have registered
   char word[32];
   if (cmdline.get("fault", word, sizeof word)) {
     kprintf("guest-kernel: raising fault '%s' on purpose\n", word);
@@ -103,6 +105,8 @@ void print_banner() {
   if (cmdline.get_uint("timer-bench", &ticks)) vm_exit(run_timer_bench(ticks));
   unsigned long idle_seconds;
   if (cmdline.get_uint("idle", &idle_seconds)) vm_exit(run_idle(idle_seconds));
+  uint32_t net_status;
+  if (net::run_demos(cmdline, &net_status)) vm_exit(net_status);
 
   unsigned long status = platform::kStatusOk;
   if (cmdline.has("exit") && (!cmdline.get_uint("exit", &status) || status > 127))

@@ -2,15 +2,17 @@
 # bounded time (tests/fuzz/run); FUZZ_SECONDS sets how long.
 FUZZ_CXX      ?= clang++
 FUZZ_FLAGS    := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.
-FUZZ_TARGETS  := pvh_loader pci_config virtqueue
+FUZZ_TARGETS  := pvh_loader pci_config virtqueue netstack
 FUZZ_LIB_SRCS := $(VMM_LIB_SRCS)
+# A target may link its own sources instead (fuzz_<target>_SRCS).
+fuzz_netstack_SRCS := $(NET_SRCS)
 
 $(BUILD)/obj/fuzz/%.o: %.cc | deps
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) $(FUZZ_FLAGS:-fsanitize=fuzzer,%=-fsanitize=fuzzer-no-link,%) -MMD -MP -c $< -o $@
 
 define fuzz_target
-$(BUILD)/fuzz/$(1): $(BUILD)/obj/fuzz/tests/fuzz/fuzz_$(1).o $(patsubst %.cc,$(BUILD)/obj/fuzz/%.o,$(FUZZ_LIB_SRCS))
+$(BUILD)/fuzz/$(1): $(BUILD)/obj/fuzz/tests/fuzz/fuzz_$(1).o $(patsubst %.cc,$(BUILD)/obj/fuzz/%.o,$(or $(fuzz_$(1)_SRCS),$(FUZZ_LIB_SRCS)))
 	@mkdir -p $$(@D)
 	$$(FUZZ_CXX) $$(FUZZ_FLAGS) -o $$@ $$^ -pthread
 endef
