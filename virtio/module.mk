@@ -7,3 +7,7 @@ virtio_TEST_LIBS := -pthread
 
 # The shared headers must build with the guest kernel's flags.
 freestanding-check: $(BUILD)/obj/guest/virtio/freestanding_check.o
+
+# The guest drivers (virtio-pci transport, virtqueue, blk, net) are part of
+# the guest kernel.
+GUEST_SRCS += $(wildcard virtio/guest/*.cc)
