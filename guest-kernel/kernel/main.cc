@@ -9,6 +9,7 @@
 #include "guest-kernel/arch/x86/gdt.h"
 #include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/drivers/serial.h"
+#include "guest-kernel/kernel/blklog_command.h"
 #include "guest-kernel/kernel/cmdline.h"
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/exit.h"
@@ -93,6 +94,8 @@ void print_banner() {
     kprintf("guest-kernel: raising fault '%s' on purpose\n", word);
     if (!trigger_fault(word)) panic("unknown fault kind '%s' (pf, gp, ud, de, triple)", word);
   }
+  char blklog[32];
+  if (cmdline.get("blklog", blklog, sizeof blklog)) vm_exit(run_blklog_command(blklog));
   if (cmdline.has("test")) {
     char filter[64] = "";
     cmdline.get("test", filter, sizeof filter);
