@@ -1,7 +1,9 @@
 // Compiled with the guest kernel's flags by `make freestanding-check` (part
 // of `make test`): the shared virtio headers must stay freestanding, since
 // the guest drivers include them. Nothing here is linked anywhere.
+#include "virtio/blk.h"
 #include "virtio/features.h"
+#include "virtio/net.h"
 #include "virtio/pci.h"
 #include "virtio/ring.h"
 

@@ -9,6 +9,8 @@
 #include "guest-kernel/arch/x86/gdt.h"
 #include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/drivers/serial.h"
+#include "guest-kernel/kernel/blklog_command.h"
+#include "guest-kernel/service/service.h"
 #include "guest-kernel/kernel/cmdline.h"
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/exit.h"
@@ -95,6 +97,8 @@ void print_banner() {
     kprintf("guest-kernel: raising fault '%s' on purpose\n", word);
     if (!trigger_fault(word)) panic("unknown fault kind '%s' (pf, gp, ud, de, triple)", word);
   }
+  char blklog[32];
+  if (cmdline.get("blklog", blklog, sizeof blklog)) vm_exit(run_blklog_command(blklog));
   if (cmdline.has("test")) {
     char filter[64] = "";
     cmdline.get("test", filter, sizeof filter);
@@ -107,6 +111,7 @@ void print_banner() {
   if (cmdline.get_uint("idle", &idle_seconds)) vm_exit(run_idle(idle_seconds));
   uint32_t net_status;
   if (net::run_demos(cmdline, &net_status)) vm_exit(net_status);
+  service::run_from_cmdline(cmdline);  // never returns when service= is given
 
   unsigned long status = platform::kStatusOk;
   if (cmdline.has("exit") && (!cmdline.get_uint("exit", &status) || status > 127))

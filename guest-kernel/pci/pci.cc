@@ -226,10 +226,13 @@ void register_driver(const Driver& driver) {
 int probe_drivers() {
   int taken = 0;
   if (!g_drivers) return 0;
-  for (const Device& d : enumerate()) {
+  enumerate();
+  for (Device& d : *g_devices) {
+    if (d.driver) continue;  // probed before
     for (const Driver& drv : *g_drivers) {
       if (drv.vendor != d.vendor || (drv.device != 0xffff && drv.device != d.device)) continue;
       if (drv.probe(d)) {
+        d.driver = drv.name;
         kprintf("pci: %02x:%02x.%u taken by %s\n", d.bus, d.slot, d.func, drv.name);
         ++taken;
         break;

@@ -25,6 +25,7 @@ struct Device {
   uint8_t class_code, subclass, prog_if, revision, header_type;
   uint8_t irq_line, irq_pin;
   Bar bars[6];
+  const char* driver = nullptr;  // set by probe_drivers() when a driver took it
 };
 
 uint32_t config_read32(uint8_t bus, uint8_t slot, uint8_t func, uint8_t offset);
@@ -64,8 +65,9 @@ struct Driver {
   bool (*probe)(const Device& d);
 };
 void register_driver(const Driver& driver);
-// Calls each matching driver's probe once per device; returns how many
-// devices a driver took.
+// Calls each matching driver's probe for every device no driver has taken
+// yet (Device::driver records who took it); returns how many devices a
+// driver took.
 int probe_drivers();
 
 constexpr uint8_t kCapMsi = 0x05;
