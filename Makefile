@@ -89,8 +89,10 @@ $(BUILD)/obj/guest/%.o: %.S | deps
 	@mkdir -p $(@D)
 	$(GUEST_CXX) $(GUEST_CPPFLAGS) -c $< -o $@
 
+# The services' protocol code (SG_SRCS) is part of the kernel: the guest's
+# service runtime runs the same state machines the simulator does.
 GUEST_OBJS := $(patsubst %.S,$(BUILD)/obj/guest/%.o,$(GUEST_ASM)) \
-              $(patsubst %.cc,$(BUILD)/obj/guest/%.o,$(GUEST_SRCS))
+              $(patsubst %.cc,$(BUILD)/obj/guest/%.o,$(GUEST_SRCS) $(SG_SRCS))
 
 # libstdc++.a supplies the container internals (DESIGN.md decision 4); the
 # kernel supplies operator new/delete, mem* and the __throw_* hooks.
