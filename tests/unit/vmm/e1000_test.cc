@@ -230,10 +230,12 @@ TEST_F(E1000Test, IcrReadToClearAndImsImcMasking) {
   EXPECT_EQ(rd(kIcr), 0u) << "ICR clears on read";
   // Writing 1s to ICR clears those causes only.
   wr(kIcs, kIntRxt0 | kIntLsc);
+  EXPECT_TRUE(irq->level);
   wr(kIcr, kIntRxt0);
+  EXPECT_FALSE(irq->level) << "LSC is pending but masked";
   EXPECT_EQ(rd(kIcr), kIntLsc);
-  EXPECT_EQ(irq->rises, 2u);
-  EXPECT_EQ(dev->stats().interrupts, 2u);
+  EXPECT_EQ(irq->rises, 3u);
+  EXPECT_EQ(dev->stats().interrupts, 3u);
 }
 
 TEST_F(E1000Test, IntxDisableInCommandHoldsTheLineLow) {
@@ -651,7 +653,7 @@ TEST_F(E1000Test, RxHeadOrTailPastTheRingStopsReceive) {
 
 TEST_F(E1000Test, RxBufferOutsideRamStopsReceive) {
   setup_rx();
-  RxDesc d{kRam - 50, 0, 0, 0, 0, 0};  // 2 KiB buffer would cross the end of RAM
+  RxDesc d{kRam - 50, 0, 0, 0, 0, 0};  // the 100-byte frame would cross the end of RAM
   ASSERT_TRUE(mem.write(kRxRing, &d, sizeof d));
   dev->deliver(make_frame(kMac, 100));
   dev->poll();
