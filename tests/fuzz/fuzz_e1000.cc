@@ -65,6 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.io_thread = false;
   options.rx_fifo_bytes = 8 << 10;
   options.clock = [&clock] { return clock; };
+  options.log = [](const std::string& line) { CHECK(line.size() > 20 && line.find('\n') == std::string::npos); };
   auto dev = E1000::create(mem, irq, {0x52, 0x54, 0, 0x12, 0x34, 0x56}, options);
   dev->set_port(port);
   IoBus pio, mmio;
@@ -95,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const size_t len = in.take(2) % 2100;
         net::Frame f(len);
         const size_t k = len < in.n ? len : in.n;
-        std::memcpy(f.data(), in.p, k);
+        if (k) std::memcpy(f.data(), in.p, k);
         in.p += k;
         in.n -= k;
         static constexpr uint8_t kUs[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
@@ -112,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         size_t n = in.take(1) + 1;
         if (n > kRam - at) n = kRam - at;
         if (n > in.n) n = in.n;
-        mem.write(at, in.p, n);
+        if (n) mem.write(at, in.p, n);
         in.p += n;
         in.n -= n;
         break;

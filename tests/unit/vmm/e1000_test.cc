@@ -715,6 +715,22 @@ TEST_F(E1000Test, TxBufferOutsideRamStopsTransmit) {
   EXPECT_EQ(tx_status(1), 0);
 }
 
+TEST_F(E1000Test, AGuestLoopingOnABadRingCannotFloodTheLog) {
+  std::vector<std::string> lines;
+  E1000::Options o;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  make(o);
+  setup_tx();
+  wr(kTdlen, 100);
+  for (int i = 0; i < 100; ++i) {  // stop, restart, stop again...
+    wr(kTctl, 0);
+    wr(kTctl, kTctlEn);
+  }
+  ASSERT_EQ(lines.size(), 17u);
+  EXPECT_EQ(lines[0], "vmm: e1000 52:54:00:12:34:56: transmit stopped: TDLEN 0x64 is not a non-zero multiple of 128");
+  EXPECT_NE(lines.back().find("suppressed"), std::string::npos);
+}
+
 TEST_F(E1000Test, GarbageDescriptorsNeverEscapeTheRing) {
   setup_tx();
   // Random-looking descriptors: the device must stay inside RAM and the ring.

@@ -243,8 +243,8 @@ void E1000::bar_write(uint32_t bar, uint64_t offset, const uint8_t* data, uint32
       // A partial write of a register with side effects (TDT, ICR, CTRL)
       // has no defined meaning on the part: ignore it, say so once.
       partial_access_logged_ = true;
-      std::cerr << "vmm: e1000 " << mac_string(mac_) << ": ignoring a " << size << "-byte write at BAR0+"
-                << hex(offset) << " (registers take aligned 32-bit writes)\n";
+      log_locked("ignoring a " + std::to_string(size) + "-byte write at BAR0+" + hex(offset) +
+                 " (registers take aligned 32-bit writes)");
     }
   } else if (bar == 1 && size == 4) {
     if (offset == 0) {
@@ -472,14 +472,25 @@ bool E1000::irq_asserted() const {
   return line_high_;
 }
 
+void E1000::log_locked(const std::string& what) {
+  // A guest that breaks and restarts its rings in a loop must not flood
+  // the VMM's log: the first few messages, then one saying so.
+  if (log_lines_ > kMaxLogLines) return;
+  std::string line = "vmm: e1000 " + mac_string(mac_) + ": " +
+                     (++log_lines_ > kMaxLogLines ? "further messages about this device are suppressed" : what);
+  if (options_.log)
+    options_.log(line);
+  else
+    std::cerr << line << "\n";
+}
+
 // ---- Rings --------------------------------------------------------------------
 
 void E1000::stop_locked(bool rx, const std::string& why) {
   std::string& reason = rx ? rx_stop_ : tx_stop_;
   if (!reason.empty()) return;
   reason = why;
-  std::cerr << "vmm: e1000 " << mac_string(mac_) << ": " << (rx ? "receive" : "transmit") << " stopped: " << why
-            << "\n";
+  log_locked(std::string(rx ? "receive" : "transmit") + " stopped: " + why);
 }
 
 bool E1000::ring_locked(bool rx, Ring* ring) {
@@ -540,8 +551,7 @@ void E1000::tx_locked() {
       ++stats_.tx_errors;
       if (tx_.reason().find("TSE") != std::string::npos) count_stat_locked(kTsctfc);
       if (stats_.tx_errors == 1)
-        std::cerr << "vmm: e1000 " << mac_string(mac_) << ": dropped a transmit frame: " << tx_.reason()
-                  << " (further drops are only counted)\n";
+        log_locked("dropped a transmit frame: " + tx_.reason() + " (further drops are only counted)");
     }
     if ((d.dw2 >> 24) & kTxCmdRs) {
       // Report status: DD in the descriptor's status byte, the same byte

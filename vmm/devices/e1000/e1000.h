@@ -60,6 +60,9 @@ class E1000 final : public PciDevice, public net::FrameSink {
     // Monotonic nanoseconds, for interrupt throttling (ITR). Default:
     // std::chrono::steady_clock.
     std::function<uint64_t()> clock;
+    // Where the device's one-line messages go (a stopped ring, a dropped
+    // frame). Default: stderr.
+    std::function<void(const std::string&)> log;
   };
 
   // The device, its I/O thread started (unless options say otherwise).
@@ -149,6 +152,7 @@ class E1000 final : public PciDevice, public net::FrameSink {
   void count_stat_locked(uint32_t offset, uint64_t n = 1);
   void count_stat64_locked(uint32_t low_offset, uint64_t n);
 
+  void log_locked(const std::string& what);
   void wake_io();
   void arm_timer(uint64_t deadline_ns);
   uint64_t now_ns() const;
@@ -174,6 +178,8 @@ class E1000 final : public PciDevice, public net::FrameSink {
   bool rx_waiting_counted_ = false;  // RNBC counted for the frame at the FIFO head
   uint32_t io_addr_ = 0;             // BAR1 IOADDR
   bool partial_access_logged_ = false;
+  static constexpr uint32_t kMaxLogLines = 16;
+  uint32_t log_lines_ = 0;
   Stats stats_;
 
   std::mutex fifo_mu_;
