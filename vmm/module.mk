@@ -1,6 +1,6 @@
 # The VMM: everything but main.cc is a library the unit tests and fuzz
 # targets link too, with the host side of virtio (its device models).
-VMM_LIB_SRCS := $(filter-out vmm/main.cc vmm/vmctl/%,$(wildcard vmm/*.cc vmm/*/*.cc)) $(wildcard virtio/host/*.cc)
+VMM_LIB_SRCS := $(filter-out vmm/main.cc vmm/vmctl/%,$(wildcard vmm/*.cc vmm/*/*.cc vmm/devices/e1000/*.cc)) $(wildcard virtio/host/*.cc)
 HOST_PROGRAMS += vmm
 vmm_SRCS := vmm/main.cc $(VMM_LIB_SRCS)
 vmm_LIBS := -pthread
