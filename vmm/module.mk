@@ -3,8 +3,8 @@
 VMM_LIB_SRCS := $(filter-out vmm/main.cc,$(wildcard vmm/*.cc vmm/*/*.cc)) $(wildcard virtio/host/*.cc)
 HOST_PROGRAMS += vmm
 vmm_SRCS := vmm/main.cc $(VMM_LIB_SRCS)
-vmm_LIBS := -pthread
+vmm_LIBS := -pthread -luring
 
 UNIT_TESTS += vmm
 vmm_TEST_SRCS := $(wildcard tests/unit/vmm/*.cc) $(VMM_LIB_SRCS)
-vmm_TEST_LIBS := -pthread
+vmm_TEST_LIBS := -pthread -luring

@@ -12,7 +12,7 @@ $(BUILD)/obj/fuzz/%.o: %.cc | deps
 define fuzz_target
 $(BUILD)/fuzz/$(1): $(BUILD)/obj/fuzz/tests/fuzz/fuzz_$(1).o $(patsubst %.cc,$(BUILD)/obj/fuzz/%.o,$(FUZZ_LIB_SRCS))
 	@mkdir -p $$(@D)
-	$$(FUZZ_CXX) $$(FUZZ_FLAGS) -o $$@ $$^ -pthread
+	$$(FUZZ_CXX) $$(FUZZ_FLAGS) -o $$@ $$^ -pthread -luring
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 
