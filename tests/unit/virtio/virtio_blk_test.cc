@@ -96,6 +96,10 @@ class VirtioBlkTest : public ::testing::Test {
     return drv->next_used(0).len;
   }
 
+  void TearDown() override {
+    if (dev) dev->shutdown();
+  }
+
   VirtioRig rig;
   std::unique_ptr<TempDisk> disk;
   std::shared_ptr<VirtioBlkDevice> dev;

@@ -30,12 +30,14 @@ namespace vmm::testing {
 using namespace std::chrono_literals;
 
 // What the devices under test plug into: fake KVM, buses, 16 MiB of RAM.
+// RAM comes first so that it goes last: devices on the bus (and their I/O
+// threads) live until the buses are destroyed.
 struct VirtioRig {
+  GuestMemory mem{16ull << 20};
   FakeIrqBackend kvm;
   GsiRouter router{kvm, IrqCapabilities::all()};
   IoBus pio, mmio;
   std::shared_ptr<PciBus> bus = PciBus::create(pio, mmio);
-  GuestMemory mem{16ull << 20};
 };
 
 // Polls `cond` for up to two seconds (the device works on its own thread).

@@ -79,6 +79,8 @@ class VirtioNetTest : public ::testing::Test {
     drv->kick(VIRTIO_NET_TX_QUEUE);
   }
 
+  void TearDown() override { dev->shutdown(); }
+
   VirtioRig rig;
   std::shared_ptr<FakePort> port;
   std::shared_ptr<net::FrameSink> sink;
