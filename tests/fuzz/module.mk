@@ -2,7 +2,7 @@
 # bounded time (tests/fuzz/run); FUZZ_SECONDS sets how long.
 FUZZ_CXX      ?= clang++
 FUZZ_FLAGS    := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.
-FUZZ_TARGETS  := pvh_loader pci_config virtqueue
+FUZZ_TARGETS  := pvh_loader pci_config virtqueue virtio_devices
 FUZZ_LIB_SRCS := $(VMM_LIB_SRCS)
 
 $(BUILD)/obj/fuzz/%.o: %.cc | deps

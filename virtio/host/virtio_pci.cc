@@ -433,8 +433,10 @@ void VirtioPciDevice::bar_remapped(uint32_t bar, std::optional<uint64_t> address
 
 // ---- The I/O thread -------------------------------------------------------------
 
-void VirtioPciDevice::io_thread_main() {
-  const Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+void VirtioPciDevice::setup_epoll() {
+  if (epoll_) return;
+  Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!ep) throw std::runtime_error("epoll_create1: " + std::string(std::strerror(errno)));
   auto watch = [&](int fd, uint64_t tag) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -442,6 +444,33 @@ void VirtioPciDevice::io_thread_main() {
     if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
       throw std::runtime_error("epoll_ctl: " + std::string(std::strerror(errno)));
   };
+  watch(stop_.fd(), kTagStop);
+  watch(wake_.fd(), kTagWake);
+  for (uint16_t q = 0; q < params_.num_queues; ++q) watch(kick_[q]->fd(), q);
+  for (size_t i = 0; i < io_fds_.size(); ++i) watch(io_fds_[i].fd, kTagIoFdBase + i);
+  epoll_ = std::move(ep);
+}
+
+void VirtioPciDevice::io_thread_main() {
+  try {
+    setup_epoll();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vmm: %s: I/O thread cannot start: %s\n", name().c_str(), e.what());
+    std::lock_guard lock(mu_);
+    device_error("no I/O thread");
+    return;
+  }
+  while (dispatch(-1)) {
+  }
+}
+
+void VirtioPciDevice::poll() {
+  if (started_) throw std::logic_error(name() + ": poll() on a device with an I/O thread");
+  setup_epoll();
+  dispatch(0);
+}
+
+bool VirtioPciDevice::dispatch(int timeout_ms) {
   // Runs a device callback; an exception (a VMM bug or a host failure) puts
   // the device in DEVICE_NEEDS_RESET rather than ending the process.
   auto guarded = [&](auto&& fn) {
@@ -452,49 +481,34 @@ void VirtioPciDevice::io_thread_main() {
     }
     check_queues_locked();
   };
-  try {
-    if (!ep) throw std::runtime_error("epoll_create1: " + std::string(std::strerror(errno)));
-    watch(stop_.fd(), kTagStop);
-    watch(wake_.fd(), kTagWake);
-    for (uint16_t q = 0; q < params_.num_queues; ++q) watch(kick_[q]->fd(), q);
-    for (size_t i = 0; i < io_fds_.size(); ++i) watch(io_fds_[i].fd, kTagIoFdBase + i);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "vmm: %s: I/O thread cannot start: %s\n", name().c_str(), e.what());
-    std::lock_guard lock(mu_);
-    device_error("no I/O thread");
-    return;
-  }
-
   epoll_event events[16];
-  for (;;) {
-    const int n = ::epoll_wait(ep.get(), events, 16, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::fprintf(stderr, "vmm: %s: epoll_wait: %s\n", name().c_str(), std::strerror(errno));
-      return;
-    }
-    for (int i = 0; i < n; ++i) {
-      const uint64_t tag = events[i].data.u64;
-      if (tag == kTagStop) return;
-      if (tag == kTagWake) {
-        wake_.consume();
-        std::lock_guard lock(mu_);
-        if (!live_locked()) continue;
-        for (uint16_t q = 0; q < params_.num_queues; ++q)
-          if (queues_[q].enabled && live_locked()) guarded([&] { on_queue_kick(q); });
-      } else if (tag < params_.num_queues) {
-        const uint16_t q = static_cast<uint16_t>(tag);
-        tstats_.kicks.fetch_add(kick_[q]->consume(), std::memory_order_relaxed);
-        std::lock_guard lock(mu_);
-        // Kicks while the device is not live are dropped; DRIVER_OK and
-        // queue enable wake the thread to look at every queue anyway.
-        if (live_locked() && queues_[q].enabled) guarded([&] { on_queue_kick(q); });
-      } else if (tag >= kTagIoFdBase && tag - kTagIoFdBase < io_fds_.size()) {
-        std::lock_guard lock(mu_);
-        guarded([&] { io_fds_[tag - kTagIoFdBase].handler(); });
-      }
+  const int n = ::epoll_wait(epoll_.get(), events, 16, timeout_ms);
+  if (n < 0) {
+    if (errno == EINTR) return true;
+    std::fprintf(stderr, "vmm: %s: epoll_wait: %s\n", name().c_str(), std::strerror(errno));
+    return false;
+  }
+  for (int i = 0; i < n; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    if (tag == kTagStop) return false;
+    if (tag == kTagWake) {
+      wake_.consume();
+      std::lock_guard lock(mu_);
+      for (uint16_t q = 0; q < params_.num_queues; ++q)
+        if (queues_[q].enabled && live_locked()) guarded([&] { on_queue_kick(q); });
+    } else if (tag < params_.num_queues) {
+      const uint16_t q = static_cast<uint16_t>(tag);
+      tstats_.kicks.fetch_add(kick_[q]->consume(), std::memory_order_relaxed);
+      std::lock_guard lock(mu_);
+      // Kicks while the device is not live are dropped; DRIVER_OK and
+      // queue enable wake the thread to look at every queue anyway.
+      if (live_locked() && queues_[q].enabled) guarded([&] { on_queue_kick(q); });
+    } else if (tag >= kTagIoFdBase && tag - kTagIoFdBase < io_fds_.size()) {
+      std::lock_guard lock(mu_);
+      guarded([&] { io_fds_[tag - kTagIoFdBase].handler(); });
     }
   }
+  return true;
 }
 
 // ---- Statistics -------------------------------------------------------------------

@@ -103,6 +103,10 @@ class VirtioPciDevice : public PciDevice {
   // Stops and joins the I/O thread. Idempotent; BAR accesses afterwards
   // still work, but no queue is served.
   void shutdown();
+  // Does the I/O thread's pending work on the calling thread, without
+  // waiting: for fuzz targets and tests that want every effect to happen at
+  // a known point. Only for a device that was never start()ed.
+  void poll();
 
   uint16_t device_type() const { return params_.device_type; }
   uint16_t num_queues() const { return params_.num_queues; }
@@ -205,6 +209,10 @@ class VirtioPciDevice : public PciDevice {
   uint16_t checked_vector(uint16_t v) const;
   void raise_config_interrupt_locked();
   void check_queues_locked();
+  void setup_epoll();
+  // One round of the I/O loop: waits up to `timeout_ms` (-1: forever) and
+  // handles what is ready. False when asked to stop.
+  bool dispatch(int timeout_ms);
   void io_thread_main();
 
   GuestMemory& mem_;
@@ -216,6 +224,7 @@ class VirtioPciDevice : public PciDevice {
   EventFd wake_;
   EventFd stop_;
   std::vector<IoFd> io_fds_;
+  Fd epoll_;
   std::thread thread_;
   bool started_ = false;
 
