@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "tests/fuzz/fuzz_input.h"
+#include "virtio/blk.h"
 #include "virtio/features.h"
 #include "virtio/host/virtio_blk.h"
 #include "virtio/host/virtio_net.h"
@@ -96,6 +97,15 @@ struct World {
   void common(int d, size_t field, uint64_t v, uint32_t size) { write_bar(d, field, v, size); }
 };
 
+// Where the last honest bring-up put each queue, so that the fuzzer can
+// post plausible chains (deep device paths) as well as garbage.
+struct RingState {
+  bool set = false;
+  uint16_t size = 0;
+  uint64_t desc = 0, avail = 0;
+  uint16_t next_desc = 0, avail_idx = 0;
+};
+
 uint32_t access_size(uint64_t v) {
   static constexpr uint32_t sizes[] = {1, 2, 4, 8};
   return sizes[v & 3];
@@ -106,6 +116,7 @@ uint32_t access_size(uint64_t v) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World* w = new World;  // lives for the whole run: threads and fds are costly
   std::memset(w->mem.ptr(0, kRam), 0, kRam);
+  RingState rings[2][2];
 
   Input in{data, size};
   // Guest RAM image first.
@@ -119,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint8_t op = static_cast<uint8_t>(in.take(1));
     const int d = op & 1;
     VirtioPciDevice& dev = *w->devs[d];
-    switch ((op >> 1) % 11) {
+    switch ((op >> 1) % 12) {
       case 0: {  // a common configuration write of any width
         const uint64_t off = in.take(1) % 64;
         const uint32_t sz = access_size(in.take(1));
@@ -168,8 +179,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         w->common(d, offsetof(virtio_pci_common_cfg, device_status), 11, 1);
         for (uint16_t q = 0; q < dev.num_queues(); ++q) {
           const uint16_t qsize = static_cast<uint16_t>(1u << (in.take(1) % 6));
-          // Rings mostly inside RAM and suitably aligned; sometimes not.
-          const uint64_t base = in.take(2) % kRam;
+          // Honest: rings inside RAM and aligned. Otherwise anywhere.
+          const uint64_t base = honest ? (in.take(2) % (kRam / 2)) & ~15ull : in.take(2) % kRam;
+          rings[d][q] = RingState{honest, qsize, base, base + 16 * qsize, 0, 0};
           w->common(d, offsetof(virtio_pci_common_cfg, queue_select), q, 2);
           w->common(d, offsetof(virtio_pci_common_cfg, queue_size), qsize, 2);
           w->common(d, offsetof(virtio_pci_common_cfg, queue_msix_vector), q + 1, 2);
@@ -199,6 +211,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 10: {  // let io_uring finish, then collect completions
         for (int i = 0; i < 4; ++i) dev.poll();
+        break;
+      }
+      case 11: {  // post a plausible chain on a queue set up honestly
+        RingState& r = rings[d][in.take(1) % 2];
+        if (!r.set) break;
+        const unsigned nseg = 1 + in.take(1) % 4;
+        const uint8_t writable = static_cast<uint8_t>(in.take(1));
+        const uint16_t head = r.next_desc;
+        for (unsigned i = 0; i < nseg; ++i) {
+          virtq_desc desc{};
+          desc.addr = 0x8000 + in.take(2) % (kRam - 0x8000);
+          desc.len = i == 0 && d == 0 ? 16 : static_cast<uint32_t>(in.take(2) % 2048);
+          if (i + 1 == nseg && d == 0) desc.len = 1 + desc.len % 600;
+          desc.flags = static_cast<uint16_t>(((writable >> i) & 1 ? VIRTQ_DESC_F_WRITE : 0) |
+                                             (i + 1 < nseg ? VIRTQ_DESC_F_NEXT : 0));
+          desc.next = static_cast<uint16_t>((r.next_desc + 1) % r.size);
+          if (i == 0 && d == 0) {  // a block request header: mostly real types, sectors near the end
+            static constexpr uint32_t types[] = {VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_FLUSH,
+                                                 VIRTIO_BLK_T_GET_ID, 3};
+            const virtio_blk_req_hdr h{types[in.take(1) % 5], 0, in.take(1) % (kDiskBytes / 512 + 4)};
+            if (desc.addr + 16 <= kRam) w->mem.write(desc.addr, &h, sizeof h);
+          }
+          w->mem.write(r.desc + 16ull * r.next_desc, &desc, sizeof desc);
+          r.next_desc = static_cast<uint16_t>((r.next_desc + 1) % r.size);
+        }
+        w->mem.write(r.avail + avail_ring_entry_offset(r.avail_idx % r.size), &head, 2);
+        ++r.avail_idx;
+        w->mem.write(r.avail + 2, &r.avail_idx, 2);
         break;
       }
     }
