@@ -12,7 +12,8 @@ namespace virtio {
 // Uses a little of everything so the compiler looks at it all.
 bool freestanding_check(const virtq_desc* d, const virtio_pci_common_cfg* c) {
   return (d->flags & VIRTQ_DESC_F_NEXT) && c->device_status == VIRTIO_STATUS_DRIVER_OK &&
-         vring_need_event(1, 2, 0) && feature_bit(VIRTIO_F_VERSION_1) && is_valid_queue_size(256);
+         vring_need_event(1, 2, 0) && feature_bit(VIRTIO_F_VERSION_1) && is_valid_queue_size(256) &&
+         sizeof(virtio_blk_req_hdr) + sizeof(virtio_net_hdr) == 28;
 }
 
 }  // namespace virtio

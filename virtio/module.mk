@@ -4,7 +4,7 @@
 UNIT_TESTS += virtio
 # virtio/guest/virtqueue.cc needs no kernel: paired with the host queue.
 virtio_TEST_SRCS := $(wildcard tests/unit/virtio/*.cc) $(VMM_LIB_SRCS) virtio/guest/virtqueue.cc
-virtio_TEST_LIBS := -pthread
+virtio_TEST_LIBS := -pthread -luring
 
 # The shared headers must build with the guest kernel's flags.
 freestanding-check: $(BUILD)/obj/guest/virtio/freestanding_check.o

@@ -20,6 +20,10 @@ const char* usage_text() {
          "      --clock-offset T  skew the guest's clock by T (e.g. 250ms, -2s; default 0)\n"
          "      --clock-uncertainty T  the clock error bound the guest sees (e.g. 4ms)\n"
          "      --halt-poll T     how long KVM polls a halted vCPU before sleeping (default 0)\n"
+         "      --disk PATH[,ro][,serial=S]  a virtio-blk disk backed by PATH (repeatable; ro: read-only;\n"
+         "                        S: the disk's serial, up to 20 characters, no commas)\n"
+         "      --net             a virtio-net NIC (not connected to anything in a single VM)\n"
+         "      --mac MAC         the NIC's address, e.g. 52:54:00:12:34:56 (implies --net)\n"
          "\n"
          "exit status: the guest's debug-exit status; 120 if the guest crashed (triple fault,\n"
          "KVM internal error, failed entry); 125 if the VMM could not run it; 2 on bad usage.\n";
@@ -62,6 +66,49 @@ int64_t parse_duration_ns(std::string_view text) {
   if (value > kLimit / scale) throw UsageError("duration '" + std::string(text) + "' is too large");
   const int64_t ns = static_cast<int64_t>(value * scale);
   return negative ? -ns : ns;
+}
+
+DiskConfig parse_disk(std::string_view text) {
+  DiskConfig d;
+  size_t start = 0;
+  bool first = true;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    const std::string_view part = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    if (first) {
+      if (part.empty()) throw UsageError("--disk needs a file name (--disk PATH[,ro][,serial=S])");
+      d.path = std::string(part);
+      first = false;
+    } else if (part == "ro") {
+      d.read_only = true;
+    } else if (part.rfind("serial=", 0) == 0) {
+      const std::string_view serial = part.substr(7);
+      if (serial.size() > 20) throw UsageError("disk serial '" + std::string(serial) + "' is longer than 20 characters");
+      for (char c : serial)
+        if (c < 0x20 || c > 0x7e) throw UsageError("disk serial must be printable ASCII");
+      d.serial = std::string(serial);
+    } else {
+      throw UsageError("unknown disk option '" + std::string(part) + "' (ro, serial=S)");
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return d;
+}
+
+std::array<uint8_t, 6> parse_mac(std::string_view text) {
+  std::array<uint8_t, 6> mac{};
+  const auto bad = [&] { return UsageError("malformed MAC address '" + std::string(text) + "' (try 52:54:00:12:34:56)"); };
+  if (text.size() != 17) throw bad();
+  for (size_t i = 0; i < 6; ++i) {
+    if (i > 0 && text[3 * i - 1] != ':') throw bad();
+    const char* p = text.data() + 3 * i;
+    auto [end, ec] = std::from_chars(p, p + 2, mac[i], 16);
+    if (ec != std::errc() || end != p + 2) throw bad();
+  }
+  if (mac[0] & 1) throw UsageError("MAC address '" + std::string(text) + "' is multicast (first byte odd)");
+  if (mac == std::array<uint8_t, 6>{}) throw UsageError("MAC address cannot be all zeroes");
+  return mac;
 }
 
 namespace {
@@ -109,6 +156,12 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     else if (name == "--cmdline") r.config.cmdline = take_value();
     else if (name == "--console") r.config.console = take_value();
     else if (name == "--stats" && !inline_value) r.config.stats = true;
+    else if (name == "--disk") r.config.disks.push_back(parse_disk(take_value()));
+    else if (name == "--net" && !inline_value) r.config.net = true;
+    else if (name == "--mac") {
+      r.config.mac = parse_mac(take_value());
+      r.config.net = true;
+    }
     else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
     else if (name == "--halt-poll") {
       const int64_t t = parse_duration_ns(take_value());

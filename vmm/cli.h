@@ -1,10 +1,12 @@
 // The VMM's command line, in kvmtool's style:
 //   vmm run -k KERNEL [-m SIZE] [-c N] [--cmdline STR] [--stats] [--console FILE]
+//           [--disk PATH[,ro][,serial=S]]... [--net] [--mac XX:XX:XX:XX:XX:XX]
 //   vmm --help | --version
 // Parsing is pure (no I/O) so every bad input is testable; errors are
 // UsageError with a one-line message.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -18,6 +20,18 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One virtio-blk disk (`--disk PATH[,ro][,serial=S]`).
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+  std::string serial;  // the GET_ID string, at most 20 printable ASCII bytes
+  bool operator==(const DiskConfig&) const = default;
+};
+
+// QEMU's default MAC (locally administered 52:54:00 prefix): used when
+// `--net` is given without `--mac`.
+inline constexpr std::array<uint8_t, 6> kDefaultMac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+
 struct VmConfig {
   std::string kernel;
   uint64_t mem_bytes = 64ull << 20;
@@ -30,6 +44,9 @@ struct VmConfig {
   // How long KVM polls before putting a halted vCPU to sleep. 0 (the
   // default) keeps idle guests cheap; polling trades CPU for wake-up latency.
   uint64_t halt_poll_ns = 0;
+  std::vector<DiskConfig> disks;          // one virtio-blk device each
+  bool net = false;                       // a virtio-net NIC (--net or --mac)
+  std::array<uint8_t, 6> mac = kDefaultMac;
 };
 
 enum class CliCommand { kRun, kHelp, kVersion };
@@ -48,6 +65,10 @@ CliResult parse_cli(const std::vector<std::string>& args);  // args exclude argv
 uint64_t parse_mem_size(std::string_view text);
 // "250ms", "-3s", "1500us", "42ns" or a plain number of ns.
 int64_t parse_duration_ns(std::string_view text);
+// "PATH[,ro][,serial=S]".
+DiskConfig parse_disk(std::string_view text);
+// "52:54:00:12:34:56": six hex pairs; multicast and all-zero refused.
+std::array<uint8_t, 6> parse_mac(std::string_view text);
 const char* usage_text();
 
 }  // namespace vmm

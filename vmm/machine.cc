@@ -9,10 +9,13 @@
 #include <iostream>
 
 #include "boot/platform.h"
+#include "virtio/host/virtio_blk.h"
+#include "virtio/host/virtio_net.h"
 #include "vmm/cpu_state.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/host_virt.h"
+#include "vmm/net/discard_port.h"
 #include "vmm/pvh_loader.h"
 
 namespace vmm {
@@ -43,7 +46,7 @@ Machine::BootEntry Machine::load_kernel(const VmConfig& config, GuestMemory& mem
   return {kernel.entry, write_start_info(mem, config.cmdline)};
 }
 
-Machine::Machine(const VmConfig& config)
+Machine::Machine(const VmConfig& config, NetConnector connect_net)
     : config_(config),
       mem_(config.mem_bytes),
       boot_(load_kernel(config_, mem_)),
@@ -80,10 +83,13 @@ Machine::Machine(const VmConfig& config)
   }
 
   setup_devices();
+  setup_virtio(connect_net);
   setup_vcpus(boot_);
 }
 
 Machine::~Machine() {
+  // Device I/O threads stop before anything they use goes away.
+  for (auto& [slot, dev] : virtio_) dev->shutdown();
   if (console_) std::fflush(console_);
   if (own_console_) std::fclose(console_);
 }
@@ -125,6 +131,23 @@ void Machine::setup_devices() {
   pci_->add(std::make_shared<PciHostBridge>(), 0);
 }
 
+void Machine::setup_virtio(const NetConnector& connect_net) {
+  for (const DiskConfig& d : config_.disks) {
+    auto dev = std::make_shared<VirtioBlkDevice>(mem_, *gsi_router_, VirtioBlkOptions{d.path, d.read_only, d.serial});
+    virtio_.emplace_back(pci_->add(dev), dev);
+  }
+  if (config_.net) {
+    NetConnector connect = connect_net;
+    if (!connect) {
+      discard_port_ = std::make_shared<net::DiscardPort>();
+      connect = [port = discard_port_](std::shared_ptr<net::FrameSink>) { return port; };
+    }
+    auto dev = std::make_shared<VirtioNetDevice>(mem_, *gsi_router_, config_.mac, connect);
+    virtio_.emplace_back(pci_->add(dev), dev);
+  }
+  for (auto& [slot, dev] : virtio_) dev->start();
+}
+
 void Machine::setup_vcpus(const BootEntry& boot) {
   const auto supported = kvm_.supported_cpuid();
   for (int i = 0; i < config_.vcpus; ++i) {
@@ -163,6 +186,14 @@ int Machine::run() {
     ExitStats all;
     for (const auto& s : stats_) all.merge(s);
     std::cerr << "vmm: exit statistics\n" << all.format(seconds);
+    if (!virtio_.empty()) std::cerr << "vmm: device statistics\n";
+    for (const auto& [slot, dev] : virtio_) {
+      char where[16];
+      std::snprintf(where, sizeof where, "  00:%02x.0 ", slot);
+      std::cerr << where << dev->stats_line() << "\n";
+    }
+    if (discard_port_)
+      std::cerr << "  (no switch: the NIC's " << discard_port_->frames() << " transmitted frames went nowhere)\n";
   }
   return status_.load();
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,10 +19,20 @@
 #include "vmm/irq/gsi_router.h"
 #include "vmm/irq/irq_backend.h"
 #include "vmm/kvm.h"
+#include "vmm/net/frame_port.h"
 #include "vmm/pci/pci_bus.h"
 #include "vmm/time_page.h"
 
 namespace vmm {
+
+class VirtioPciDevice;
+namespace net {
+class DiscardPort;
+}
+
+// Connects a VM's NIC to a network: gets the NIC's receive side, returns
+// the port the NIC transmits into (e.g. a switch's attach()).
+using NetConnector = std::function<std::shared_ptr<net::FramePort>(std::shared_ptr<net::FrameSink>)>;
 
 // Exit statuses beyond the guest's own (see usage_text()).
 constexpr int kExitUsage = 2;
@@ -31,8 +42,10 @@ constexpr int kExitVmmError = 125;
 class Machine {
  public:
   // Builds the whole VM; throws (KvmError, LoadError, std::runtime_error)
-  // with a one-line reason if anything is missing or malformed.
-  explicit Machine(const VmConfig& config);
+  // with a one-line reason if anything is missing or malformed. With
+  // config.net, the virtio-net NIC is connected through `connect_net`, or,
+  // when that is empty (a lone VM), to a port that drops everything.
+  explicit Machine(const VmConfig& config, NetConnector connect_net = {});
   ~Machine();
 
   int run();
@@ -45,6 +58,8 @@ class Machine {
   };
   static BootEntry load_kernel(const VmConfig& config, GuestMemory& mem);
   void setup_devices();
+  // The virtio devices of config_ (disks, NIC) on the PCI bus, I/O threads started.
+  void setup_virtio(const NetConnector& connect_net);
   void setup_vcpus(const BootEntry& boot);
   void vcpu_loop(int index);
   // Dispatches one exit; returns false when the vCPU must stop.
@@ -63,13 +78,19 @@ class Machine {
   BootEntry boot_;
   Kvm kvm_;
   Vm vm_;
-  IoBus pio_;
-  IoBus mmio_;
-  // Interrupt routing and PCI (vmm/irq, vmm/pci); made in setup_devices().
+  // Interrupt routing (vmm/irq); made in setup_devices(). Declared before
+  // the buses: PCI devices live as long as the buses that map them, and
+  // their MSI-X vectors and ioeventfds must be released while the router
+  // and the backend still exist.
   IrqCapabilities irq_caps_;
   std::unique_ptr<KvmIrqBackend> irq_backend_;
   std::unique_ptr<GsiRouter> gsi_router_;
+  IoBus pio_;
+  IoBus mmio_;
+  // PCI (vmm/pci) and the virtio devices on it, with their slots.
   std::shared_ptr<PciBus> pci_;
+  std::vector<std::pair<uint32_t, std::shared_ptr<VirtioPciDevice>>> virtio_;
+  std::shared_ptr<net::DiscardPort> discard_port_;  // the lone VM's NIC sends here
   TimePage time_page_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> threads_;

@@ -3,7 +3,7 @@
 VMM_LIB_SRCS := $(filter-out vmm/main.cc vmm/vmctl/%,$(wildcard vmm/*.cc vmm/*/*.cc vmm/devices/e1000/*.cc)) $(wildcard virtio/host/*.cc)
 HOST_PROGRAMS += vmm
 vmm_SRCS := vmm/main.cc $(VMM_LIB_SRCS)
-vmm_LIBS := -pthread
+vmm_LIBS := -pthread -luring
 
 # vmctl: the control socket's command-line client.
 HOST_PROGRAMS += vmctl
@@ -12,4 +12,4 @@ vmctl_LIBS := -pthread
 
 UNIT_TESTS += vmm
 vmm_TEST_SRCS := $(wildcard tests/unit/vmm/*.cc) $(VMM_LIB_SRCS)
-vmm_TEST_LIBS := -pthread
+vmm_TEST_LIBS := -pthread -luring

@@ -2,7 +2,7 @@
 # bounded time (tests/fuzz/run); FUZZ_SECONDS sets how long.
 FUZZ_CXX      ?= clang++
 FUZZ_FLAGS    := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.
-FUZZ_TARGETS  := pvh_loader pci_config virtqueue netstack e1000
+FUZZ_TARGETS  := pvh_loader pci_config virtqueue virtio_devices netstack e1000
 FUZZ_LIB_SRCS := $(VMM_LIB_SRCS)
 # A target may link its own sources instead (fuzz_<target>_SRCS).
 fuzz_netstack_SRCS := $(NET_SRCS)
@@ -14,7 +14,7 @@ $(BUILD)/obj/fuzz/%.o: %.cc | deps
 define fuzz_target
 $(BUILD)/fuzz/$(1): $(BUILD)/obj/fuzz/tests/fuzz/fuzz_$(1).o $(patsubst %.cc,$(BUILD)/obj/fuzz/%.o,$(or $(fuzz_$(1)_SRCS),$(FUZZ_LIB_SRCS)))
 	@mkdir -p $$(@D)
-	$$(FUZZ_CXX) $$(FUZZ_FLAGS) -o $$@ $$^ -pthread
+	$$(FUZZ_CXX) $$(FUZZ_FLAGS) -o $$@ $$^ -pthread -luring
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 

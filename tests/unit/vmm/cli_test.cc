@@ -98,5 +98,48 @@ TEST(CliTest, Durations) {
     EXPECT_THROW(parse_duration_ns(bad), UsageError) << "accepted '" << bad << "'";
 }
 
+TEST(CliTest, Disks) {
+  EXPECT_TRUE(parse_cli({"run", "-k", "k"}).config.disks.empty());
+  auto r = parse_cli({"run", "-k", "k", "--disk", "a.img", "--disk=b.img,ro,serial=vol-2"});
+  ASSERT_EQ(r.config.disks.size(), 2u);
+  EXPECT_EQ(r.config.disks[0], (DiskConfig{"a.img", false, ""}));
+  EXPECT_EQ(r.config.disks[1], (DiskConfig{"b.img", true, "vol-2"}));
+  EXPECT_EQ(parse_disk("/tmp/x.img,serial=,ro"), (DiskConfig{"/tmp/x.img", true, ""}));
+  EXPECT_EQ(parse_disk("d,serial=01234567890123456789").serial, "01234567890123456789");  // 20: the limit
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk"}).find("needs a value"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk", ""}).find("file name"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk", ",ro"}).find("file name"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk", "d,rw"}).find("unknown disk option 'rw'"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk", "d,"}).find("unknown disk option ''"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk", "d,serial=012345678901234567890"}).find("longer than 20"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--disk", "d,serial=a\tb"}).find("printable"), std::string::npos);
+}
+
+TEST(CliTest, Net) {
+  auto plain = parse_cli({"run", "-k", "k"});
+  EXPECT_FALSE(plain.config.net);
+  auto r = parse_cli({"run", "-k", "k", "--net"});
+  EXPECT_TRUE(r.config.net);
+  EXPECT_EQ(r.config.mac, kDefaultMac);
+  auto m = parse_cli({"run", "-k", "k", "--mac", "02:00:00:AB:cd:ef"});
+  EXPECT_TRUE(m.config.net);  // --mac implies --net
+  EXPECT_EQ(m.config.mac, (std::array<uint8_t, 6>{0x02, 0x00, 0x00, 0xab, 0xcd, 0xef}));
+  EXPECT_NE(usage_error({"run", "-k", "k", "--net=yes"}).find("unknown option"), std::string::npos);
+  for (const char* bad : {"", "52:54:00:12:34", "52:54:00:12:34:56:78", "52-54-00-12-34-56", "5:254:00:12:34:56",
+                          "52:54:00:12:34:5g", "+2:54:00:12:34:56", "525400123456", " 52:54:00:12:34:5"})
+    EXPECT_NE(usage_error({"run", "-k", "k", "--mac", bad}).find("malformed MAC"), std::string::npos) << bad;
+  EXPECT_NE(usage_error({"run", "-k", "k", "--mac", "01:00:5e:00:00:01"}).find("multicast"), std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--mac", "00:00:00:00:00:00"}).find("all zeroes"), std::string::npos);
+}
+
+TEST(CliTest, DevicesCombineWithTheRest) {
+  auto r = parse_cli({"run", "-k", "build/guest-kernel.elf", "--disk", "/tmp/x.img", "--net", "--stats"});
+  EXPECT_EQ(r.config.kernel, "build/guest-kernel.elf");
+  EXPECT_EQ(r.config.disks.size(), 1u);
+  EXPECT_TRUE(r.config.net);
+  EXPECT_TRUE(r.config.stats);
+}
+
 }  // namespace
 }  // namespace vmm
