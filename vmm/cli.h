@@ -1,5 +1,6 @@
 // The VMM's command line, in kvmtool's style:
 //   vmm run -k KERNEL [-m SIZE] [-c N] [--cmdline STR] [--stats] [--console FILE]
+//   vmm run --vms N [--gateway BASE[:PORT]] [--switch-seed S] -k KERNEL ...
 //   vmm --help | --version
 // Parsing is pure (no I/O) so every bad input is testable; errors are
 // UsageError with a one-line message.
@@ -32,16 +33,26 @@ struct VmConfig {
   uint64_t halt_poll_ns = 0;
 };
 
+// Cluster mode (vmm/cluster.h): several VMs in one process, one switch.
+struct ClusterConfig {
+  int vms = 0;                         // 0: a lone VM, as without --vms
+  uint16_t gateway_base = 0;           // --gateway BASE[:PORT]; 0: no gateway
+  uint16_t gateway_service_port = 7000;
+  uint64_t switch_seed = 1;            // seeds the switch's fault decisions
+};
+
 enum class CliCommand { kRun, kHelp, kVersion };
 
 struct CliResult {
   CliCommand command;
   VmConfig config;
+  ClusterConfig cluster;
 };
 
 constexpr uint64_t kMinGuestMem = 16ull << 20;
 constexpr uint64_t kMaxGuestMem = 3ull << 30;  // RAM stays below the 32-bit hole
 constexpr int kMaxVcpus = 64;
+constexpr int kMaxVms = 64;
 
 CliResult parse_cli(const std::vector<std::string>& args);  // args exclude argv[0]
 // "64M", "1G", "512K", or a plain number of MiB (kvmtool's convention).

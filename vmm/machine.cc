@@ -43,8 +43,10 @@ Machine::BootEntry Machine::load_kernel(const VmConfig& config, GuestMemory& mem
   return {kernel.entry, write_start_info(mem, config.cmdline)};
 }
 
-Machine::Machine(const VmConfig& config)
+Machine::Machine(const VmConfig& config, MachineIo io)
     : config_(config),
+      io_(std::move(io)),
+      who_(io_.name.empty() ? "vmm: " : "vmm: " + io_.name + ": "),
       mem_(config.mem_bytes),
       boot_(load_kernel(config_, mem_)),
       kvm_(),
@@ -71,7 +73,9 @@ Machine::Machine(const VmConfig& config)
     vm_.set_memory_region(static_cast<uint32_t>(slot), r.gpa, r.size, r.host);
   }
 
-  if (config_.console.empty()) {
+  if (io_.console) {
+    // console_ stays null: the bytes go to io_.console.
+  } else if (config_.console.empty()) {
     console_ = stdout;
   } else {
     console_ = std::fopen(config_.console.c_str(), "w");
@@ -89,6 +93,7 @@ Machine::~Machine() {
 }
 
 void Machine::console_byte(uint8_t b) {
+  if (io_.console) return io_.console(b);
   std::fputc(b, console_);
   if (b == '\n') std::fflush(console_);
 }
@@ -151,18 +156,18 @@ void Machine::setup_vcpus(const BootEntry& boot) {
 }
 
 int Machine::run() {
-  std::cerr << "vmm: KVM on " << describe_host_virtualization() << "; " << config_.vcpus << " vCPU"
+  std::cerr << who_ << "KVM on " << describe_host_virtualization() << "; " << config_.vcpus << " vCPU"
             << (config_.vcpus > 1 ? "s" : "") << ", " << (config_.mem_bytes >> 20) << " MiB\n";
   install_kick_handler();
   const uint64_t start = now_ns();
   for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_loop(static_cast<int>(i)); });
   for (auto& t : threads_) t.join();
   const double seconds = (now_ns() - start) / 1e9;
-  std::fflush(console_);
+  if (console_) std::fflush(console_);
   if (config_.stats) {
     ExitStats all;
     for (const auto& s : stats_) all.merge(s);
-    std::cerr << "vmm: exit statistics\n" << all.format(seconds);
+    std::cerr << who_ << "exit statistics\n" << all.format(seconds);
   }
   return status_.load();
 }
@@ -197,7 +202,7 @@ void Machine::vcpu_loop(int index) {
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(report_mu_);
-      std::cerr << "vmm: vCPU " << index << ": " << e.what() << "\n";
+      std::cerr << who_ << "vCPU " << index << ": " << e.what() << "\n";
     }
     request_stop(kExitVmmError);
   }
@@ -276,18 +281,18 @@ void Machine::handle_mmio(kvm_run* run) {
 }
 
 void Machine::report_crash(Vcpu& vcpu, const std::string& what) {
-  std::fflush(console_);
+  if (console_) std::fflush(console_);
   std::lock_guard lock(report_mu_);
-  std::cerr << "vmm: vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
+  std::cerr << who_ << "vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
   try {
     const kvm_regs regs = vcpu.regs();
     const kvm_sregs sregs = vcpu.sregs();
     std::cerr << format_cpu_state(regs, sregs);
     if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000)
-      std::cerr << "vmm: (this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
+      std::cerr << who_ << "(this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
                    "intercept, so the registers at the fault are lost)\n";
   } catch (const std::exception& e) {
-    std::cerr << "vmm: cannot read the vCPU's registers: " << e.what() << "\n";
+    std::cerr << who_ << "cannot read the vCPU's registers: " << e.what() << "\n";
   }
 }
 

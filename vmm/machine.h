@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,11 +29,18 @@ constexpr int kExitUsage = 2;
 constexpr int kExitGuestCrash = 120;
 constexpr int kExitVmmError = 125;
 
+// How a Machine talks to the outside when it is one VM of several
+// (vmm/cluster.h). Left empty, it behaves as a lone VM.
+struct MachineIo {
+  std::string name;                      // "vm 1": names the VM in the VMM's own messages
+  std::function<void(uint8_t)> console;  // takes the serial console's bytes instead of --console or stdout
+};
+
 class Machine {
  public:
   // Builds the whole VM; throws (KvmError, LoadError, std::runtime_error)
   // with a one-line reason if anything is missing or malformed.
-  explicit Machine(const VmConfig& config);
+  explicit Machine(const VmConfig& config, MachineIo io = {});
   ~Machine();
 
   int run();
@@ -57,6 +65,8 @@ class Machine {
   void console_byte(uint8_t b);
 
   VmConfig config_;
+  MachineIo io_;
+  std::string who_;  // "vmm: " or "vmm: vm 1: ", before every message
   // Guest RAM and the kernel come first: a bad image or size is reported
   // before KVM is asked for anything, so bad input never creates a VM.
   GuestMemory mem_;
