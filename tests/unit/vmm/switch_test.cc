@@ -22,11 +22,12 @@ MacAddress mac(uint8_t last) { return {0x52, 0x54, 0x00, 0x00, 0x00, last}; }
 
 // An Ethernet frame whose payload starts with a sequence number.
 Frame make_frame(const MacAddress& dst, const MacAddress& src, uint32_t seq = 0, size_t size = 64) {
-  Frame f(size, 0);
+  Frame f(std::max<size_t>(size, 18), 0);
   std::memcpy(f.data(), dst.data(), 6);
   std::memcpy(f.data() + 6, src.data(), 6);
   f[12] = 0x88, f[13] = 0xb5;  // the local experimental EtherType
-  if (size >= 18) std::memcpy(f.data() + 14, &seq, 4);
+  std::memcpy(f.data() + 14, &seq, 4);
+  f.resize(size);
   return f;
 }
 
