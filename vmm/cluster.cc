@@ -133,15 +133,15 @@ Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc)
 Cluster::~Cluster() = default;
 
 int Cluster::run() {
-  std::cerr << "vmm: cluster of " << cc_.vms << " VM" << (cc_.vms > 1 ? "s" : "") << " on 10.0.0.0/24";
+  // Each message in one write: the VMs' threads share stderr.
+  std::string banner = "vmm: cluster of " + std::to_string(cc_.vms) + " VM" + (cc_.vms > 1 ? "s" : "") + " on 10.0.0.0/24";
   if (gateway_)
-    std::cerr << "; gateway 10.0.0.1 relays 127.0.0.1:" << cc_.gateway_base << "-" << cc_.gateway_base + cc_.vms - 1
-              << " to UDP port " << cc_.gateway_service_port;
-  std::cerr << "\n";
+    banner += "; gateway 10.0.0.1 relays 127.0.0.1:" + std::to_string(cc_.gateway_base) + "-" +
+              std::to_string(cc_.gateway_base + cc_.vms - 1) + " to UDP port " + std::to_string(cc_.gateway_service_port);
+  std::cerr << banner + "\n";
   if (!have_nics_) std::cerr << "vmm: this build has no NIC model: the VMs are not connected to the switch\n";
 
   std::vector<int> status(machines_.size(), 0);
-  std::mutex log_mu;
   std::vector<std::thread> threads;
   for (size_t i = 0; i < machines_.size(); ++i)
     threads.emplace_back([&, i] {
@@ -149,26 +149,23 @@ int Cluster::run() {
       try {
         status[i] = machines_[i]->run();
       } catch (const std::exception& e) {
-        std::lock_guard lock(log_mu);
-        std::cerr << "vmm: vm " << i << ": " << e.what() << "\n";
+        std::cerr << "vmm: vm " + std::to_string(i) + ": " + e.what() + "\n";
         status[i] = kExitVmmError;
       }
       if (console_) console_->finish(i);
       if (cc_.vms > 1) {
-        std::lock_guard lock(log_mu);
-        std::cerr << "vmm: vm " << i << " exited with status " << status[i]
-                  << (status[i] == kExitGuestCrash ? " (guest crashed)"
-                      : status[i] == kExitVmmError ? " (VMM error)"
-                                                   : "")
-                  << "\n";
+        const char* why = status[i] == kExitGuestCrash ? " (guest crashed)"
+                          : status[i] == kExitVmmError ? " (VMM error)"
+                                                       : "";
+        std::cerr << "vmm: vm " + std::to_string(i) + " exited with status " + std::to_string(status[i]) + why + "\n";
       }
     });
   for (auto& t : threads) t.join();
   std::fflush(stdout);
 
   if (base_.stats) {
-    std::cerr << "vmm: switch ports\n" << switch_.format_stats();
-    if (gateway_) std::cerr << "vmm: " << gateway_->format_stats();
+    std::cerr << "vmm: switch ports\n" + switch_.format_stats();
+    if (gateway_) std::cerr << "vmm: " + gateway_->format_stats();
   }
   for (int s : status)
     if (s != 0) return s;

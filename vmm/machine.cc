@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 
 #include "boot/platform.h"
 #include "vmm/cpu_state.h"
@@ -156,8 +157,10 @@ void Machine::setup_vcpus(const BootEntry& boot) {
 }
 
 int Machine::run() {
-  std::cerr << who_ << "KVM on " << describe_host_virtualization() << "; " << config_.vcpus << " vCPU"
-            << (config_.vcpus > 1 ? "s" : "") << ", " << (config_.mem_bytes >> 20) << " MiB\n";
+  // Every message goes out in one write, so the VMs of a cluster never mix
+  // their lines on a shared stderr.
+  std::cerr << (who_ + "KVM on " + describe_host_virtualization() + "; " + std::to_string(config_.vcpus) + " vCPU" +
+                (config_.vcpus > 1 ? "s" : "") + ", " + std::to_string(config_.mem_bytes >> 20) + " MiB\n");
   install_kick_handler();
   const uint64_t start = now_ns();
   for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_loop(static_cast<int>(i)); });
@@ -167,7 +170,7 @@ int Machine::run() {
   if (config_.stats) {
     ExitStats all;
     for (const auto& s : stats_) all.merge(s);
-    std::cerr << who_ << "exit statistics\n" << all.format(seconds);
+    std::cerr << (who_ + "exit statistics\n" + all.format(seconds));
   }
   return status_.load();
 }
@@ -202,7 +205,7 @@ void Machine::vcpu_loop(int index) {
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(report_mu_);
-      std::cerr << who_ << "vCPU " << index << ": " << e.what() << "\n";
+      std::cerr << (who_ + "vCPU " + std::to_string(index) + ": " + e.what() + "\n");
     }
     request_stop(kExitVmmError);
   }
@@ -283,17 +286,19 @@ void Machine::handle_mmio(kvm_run* run) {
 void Machine::report_crash(Vcpu& vcpu, const std::string& what) {
   if (console_) std::fflush(console_);
   std::lock_guard lock(report_mu_);
-  std::cerr << who_ << "vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
+  std::ostringstream out;
+  out << who_ << "vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
   try {
     const kvm_regs regs = vcpu.regs();
     const kvm_sregs sregs = vcpu.sregs();
-    std::cerr << format_cpu_state(regs, sregs);
+    out << format_cpu_state(regs, sregs);
     if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000)
-      std::cerr << who_ << "(this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
-                   "intercept, so the registers at the fault are lost)\n";
+      out << who_ << "(this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
+                     "intercept, so the registers at the fault are lost)\n";
   } catch (const std::exception& e) {
-    std::cerr << who_ << "cannot read the vCPU's registers: " << e.what() << "\n";
+    out << who_ << "cannot read the vCPU's registers: " << e.what() << "\n";
   }
+  std::cerr << out.str();
 }
 
 }  // namespace vmm
