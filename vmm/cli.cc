@@ -24,10 +24,23 @@ const char* usage_text() {
          "                        S: the disk's serial, up to 20 characters, no commas)\n"
          "      --net             a virtio-net NIC (not connected to anything in a single VM)\n"
          "      --mac MAC         the NIC's address, e.g. 52:54:00:12:34:56 (implies --net)\n"
+         "      --nic virtio|e1000  the NIC model (default virtio; implies --net)\n"
          "\n"
-         "exit status: the guest's debug-exit status; 120 if the guest crashed (triple fault,\n"
+         "cluster mode (several VMs in this process, joined by one virtual switch):\n"
+         "      --vms N           run N VMs (1 to 64); VM i is 10.0.0.(10+i), MAC 52:54:00:00:00:(10+i),\n"
+         "                        and 'ip=10.0.0.(10+i) gw=10.0.0.1' is appended to its command line;\n"
+         "                        %i in --cmdline and --console becomes the VM's index (%% is a %)\n"
+         "      --gateway BASE[:PORT]  relay UDP from 127.0.0.1:(BASE+i) to VM i's PORT (default 7000);\n"
+         "                        implies --vms 1 when --vms is not given\n"
+         "      --switch-seed S   seed of the switch's random link faults (default 1)\n"
+         "      --vm I:ARGS       append ARGS to VM I's command line only (repeatable)\n"
+         "\n"
+         "exit status: the guest's debug-exit status (a cluster: 0 if every VM exited 0, else the\n"
+         "first nonzero status in VM order); 120 if the guest crashed (triple fault,\n"
          "KVM internal error, failed entry); 125 if the VMM could not run it; 2 on bad usage.\n";
 }
+
+const char* to_string(NicModel m) { return m == NicModel::kE1000 ? "e1000" : "virtio-net"; }
 
 uint64_t parse_mem_size(std::string_view text) {
   if (text.empty()) throw UsageError("memory size is empty");
@@ -121,10 +134,56 @@ int parse_cpus(const std::string& text) {
   return n;
 }
 
+int parse_vms(const std::string& text) {
+  int n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 1 || n > kMaxVms)
+    throw UsageError("--vms must be a number from 1 to " + std::to_string(kMaxVms) + ", not '" + text + "'");
+  return n;
+}
+
+uint16_t parse_port(std::string_view text, const std::string& what) {
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 65535)
+    throw UsageError(what + " must be a UDP port from 1 to 65535, not '" + std::string(text) + "'");
+  return static_cast<uint16_t>(v);
+}
+
+// BASE[:PORT]
+void parse_gateway(const std::string& text, ClusterConfig& c) {
+  const size_t colon = text.find(':');
+  c.gateway_base = parse_port(std::string_view(text).substr(0, colon), "--gateway BASE");
+  if (colon != std::string::npos)
+    c.gateway_service_port = parse_port(std::string_view(text).substr(colon + 1), "--gateway's service PORT");
+}
+
+// "I:ARGS": VM index I (0-63), then words for its command line.
+void parse_vm_cmdline(const std::string& text, ClusterConfig& c) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0)
+    throw UsageError("--vm needs I:ARGS (a VM index, a colon, command-line words), not '" + text + "'");
+  int vm = 0;
+  const std::string index = text.substr(0, colon);
+  auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), vm);
+  if (ec != std::errc() || end != index.data() + index.size() || vm < 0 || vm >= kMaxVms)
+    throw UsageError("--vm: '" + index + "' is not a VM index (0 to " + std::to_string(kMaxVms - 1) + ")");
+  std::string& args = c.vm_cmdline[vm];
+  args += (args.empty() ? "" : " ") + text.substr(colon + 1);
+}
+
+uint64_t parse_seed(const std::string& text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+    throw UsageError("--switch-seed must be a number from 0 to 2^64-1, not '" + text + "'");
+  return v;
+}
+
 }  // namespace
 
 CliResult parse_cli(const std::vector<std::string>& args) {
-  CliResult r{CliCommand::kHelp, {}};
+  CliResult r{CliCommand::kHelp, {}, {}};
   if (args.empty()) throw UsageError("no command given (try 'vmm --help')");
   const std::string& cmd = args[0];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") return r;
@@ -162,6 +221,13 @@ CliResult parse_cli(const std::vector<std::string>& args) {
       r.config.mac = parse_mac(take_value());
       r.config.net = true;
     }
+    else if (name == "--nic") {
+      const std::string v = take_value();
+      if (v == "virtio") r.config.nic = NicModel::kVirtio;
+      else if (v == "e1000") r.config.nic = NicModel::kE1000;
+      else throw UsageError("--nic must be virtio or e1000, not '" + v + "'");
+      r.config.net = true;
+    }
     else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
     else if (name == "--halt-poll") {
       const int64_t t = parse_duration_ns(take_value());
@@ -172,12 +238,29 @@ CliResult parse_cli(const std::vector<std::string>& args) {
       if (u < 0) throw UsageError("--clock-uncertainty cannot be negative");
       r.config.clock_uncertainty_ns = static_cast<uint64_t>(u);
     }
+    else if (name == "--vms") r.cluster.vms = parse_vms(take_value());
+    else if (name == "--gateway") parse_gateway(take_value(), r.cluster);
+    else if (name == "--switch-seed") r.cluster.switch_seed = parse_seed(take_value());
+    else if (name == "--vm") parse_vm_cmdline(take_value(), r.cluster);
     else if (name == "-h" || name == "--help") {
       r.command = CliCommand::kHelp;
       return r;
     } else throw UsageError("unknown option '" + a + "' (try 'vmm --help')");
   }
   if (r.config.kernel.empty()) throw UsageError("no kernel given (use -k FILE)");
+  ClusterConfig& c = r.cluster;
+  if (c.gateway_base != 0 && c.vms == 0) c.vms = 1;
+  if (c.gateway_base != 0 && c.gateway_base + c.vms - 1 > 65535)
+    throw UsageError("--gateway " + std::to_string(c.gateway_base) + " leaves no host port for VM " +
+                     std::to_string(65535 - c.gateway_base + 1) + " (ports BASE to BASE+N-1 must exist)");
+  for (const auto& [vm, args] : c.vm_cmdline) {
+    if (vm >= std::max(c.vms, 1))
+      throw UsageError("--vm " + std::to_string(vm) + ":... names a VM that does not exist (there are " +
+                       std::to_string(std::max(c.vms, 1)) + ")");
+  }
+  // VMs sharing one console file would interleave; each needs its own.
+  if (c.vms > 1 && !r.config.console.empty() && r.config.console.find("%i") == std::string::npos)
+    throw UsageError("--console with --vms " + std::to_string(c.vms) + " must contain %i so each VM gets its own file");
   return r;
 }
 

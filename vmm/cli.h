@@ -1,6 +1,7 @@
 // The VMM's command line, in kvmtool's style:
 //   vmm run -k KERNEL [-m SIZE] [-c N] [--cmdline STR] [--stats] [--console FILE]
 //           [--disk PATH[,ro][,serial=S]]... [--net] [--mac XX:XX:XX:XX:XX:XX]
+//   vmm run --vms N [--gateway BASE[:PORT]] [--switch-seed S] -k KERNEL ...
 //   vmm --help | --version
 // Parsing is pure (no I/O) so every bad input is testable; errors are
 // UsageError with a one-line message.
@@ -8,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,6 +34,9 @@ struct DiskConfig {
 // `--net` is given without `--mac`.
 inline constexpr std::array<uint8_t, 6> kDefaultMac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 
+enum class NicModel { kVirtio, kE1000 };
+const char* to_string(NicModel m);
+
 struct VmConfig {
   std::string kernel;
   uint64_t mem_bytes = 64ull << 20;
@@ -45,8 +50,19 @@ struct VmConfig {
   // default) keeps idle guests cheap; polling trades CPU for wake-up latency.
   uint64_t halt_poll_ns = 0;
   std::vector<DiskConfig> disks;          // one virtio-blk device each
-  bool net = false;                       // a virtio-net NIC (--net or --mac)
+  bool net = false;                       // a NIC (--net, --mac or --nic)
+  NicModel nic = NicModel::kVirtio;       // which NIC model (--nic)
   std::array<uint8_t, 6> mac = kDefaultMac;
+};
+
+// Cluster mode (vmm/cluster.h): several VMs in one process, one switch.
+struct ClusterConfig {
+  int vms = 0;                         // 0: a lone VM, as without --vms
+  uint16_t gateway_base = 0;           // --gateway BASE[:PORT]; 0: no gateway
+  uint16_t gateway_service_port = 7000;
+  uint64_t switch_seed = 1;            // seeds the switch's fault decisions
+  // --vm I:ARGS, appended to VM I's command line (a role, a node id...).
+  std::map<int, std::string> vm_cmdline;
 };
 
 enum class CliCommand { kRun, kHelp, kVersion };
@@ -54,11 +70,13 @@ enum class CliCommand { kRun, kHelp, kVersion };
 struct CliResult {
   CliCommand command;
   VmConfig config;
+  ClusterConfig cluster;
 };
 
 constexpr uint64_t kMinGuestMem = 16ull << 20;
 constexpr uint64_t kMaxGuestMem = 3ull << 30;  // RAM stays below the 32-bit hole
 constexpr int kMaxVcpus = 64;
+constexpr int kMaxVms = 64;
 
 CliResult parse_cli(const std::vector<std::string>& args);  // args exclude argv[0]
 // "64M", "1G", "512K", or a plain number of MiB (kvmtool's convention).

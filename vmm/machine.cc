@@ -7,14 +7,17 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 
 #include "boot/platform.h"
 #include "virtio/host/virtio_blk.h"
 #include "virtio/host/virtio_net.h"
 #include "vmm/cpu_state.h"
 #include "vmm/devices/debug_exit.h"
+#include "vmm/devices/e1000/e1000.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/host_virt.h"
+#include "vmm/irq/irq_line.h"
 #include "vmm/net/discard_port.h"
 #include "vmm/pvh_loader.h"
 
@@ -22,6 +25,8 @@ namespace vmm {
 namespace {
 
 constexpr uint32_t kSerialIrq = 4;
+// The e1000's INTx: GSI 16, the first pin only the IOAPIC has.
+constexpr uint32_t kE1000Gsi = 16;
 constexpr int kKickSignal = SIGUSR1;
 
 uint64_t now_ns() {
@@ -46,8 +51,10 @@ Machine::BootEntry Machine::load_kernel(const VmConfig& config, GuestMemory& mem
   return {kernel.entry, write_start_info(mem, config.cmdline)};
 }
 
-Machine::Machine(const VmConfig& config, NetConnector connect_net)
+Machine::Machine(const VmConfig& config, MachineIo io, NetConnector connect_net)
     : config_(config),
+      io_(std::move(io)),
+      who_(io_.name.empty() ? "vmm: " : "vmm: " + io_.name + ": "),
       mem_(config.mem_bytes),
       boot_(load_kernel(config_, mem_)),
       kvm_(),
@@ -74,7 +81,9 @@ Machine::Machine(const VmConfig& config, NetConnector connect_net)
     vm_.set_memory_region(static_cast<uint32_t>(slot), r.gpa, r.size, r.host);
   }
 
-  if (config_.console.empty()) {
+  if (io_.console) {
+    // console_ stays null: the bytes go to io_.console.
+  } else if (config_.console.empty()) {
     console_ = stdout;
   } else {
     console_ = std::fopen(config_.console.c_str(), "w");
@@ -95,6 +104,7 @@ Machine::~Machine() {
 }
 
 void Machine::console_byte(uint8_t b) {
+  if (io_.console) return io_.console(b);
   std::fputc(b, console_);
   if (b == '\n') std::fflush(console_);
 }
@@ -142,8 +152,17 @@ void Machine::setup_virtio(const NetConnector& connect_net) {
       discard_port_ = std::make_shared<net::DiscardPort>();
       connect = [port = discard_port_](std::shared_ptr<net::FrameSink>) { return port; };
     }
-    auto dev = std::make_shared<VirtioNetDevice>(mem_, *gsi_router_, config_.mac, connect);
-    virtio_.emplace_back(pci_->add(dev), dev);
+    if (config_.nic == NicModel::kE1000) {
+      // INTx on an IOAPIC-only GSI of its own: KVM keeps one level per GSI
+      // from userspace, so a shared line would lose a device's level.
+      auto line = std::make_shared<KvmIrqLine>(vm_, kE1000Gsi);
+      e1000_ = E1000::create(mem_, line, config_.mac);
+      e1000_->set_port(connect(std::make_shared<net::WeakSink>(e1000_)));
+      e1000_slot_ = pci_->add(e1000_);
+    } else {
+      auto dev = std::make_shared<VirtioNetDevice>(mem_, *gsi_router_, config_.mac, connect);
+      virtio_.emplace_back(pci_->add(dev), dev);
+    }
   }
   for (auto& [slot, dev] : virtio_) dev->start();
 }
@@ -174,26 +193,33 @@ void Machine::setup_vcpus(const BootEntry& boot) {
 }
 
 int Machine::run() {
-  std::cerr << "vmm: KVM on " << describe_host_virtualization() << "; " << config_.vcpus << " vCPU"
-            << (config_.vcpus > 1 ? "s" : "") << ", " << (config_.mem_bytes >> 20) << " MiB\n";
+  // Every message goes out in one write, so the VMs of a cluster never mix
+  // their lines on a shared stderr.
+  std::cerr << (who_ + "KVM on " + describe_host_virtualization() + "; " + std::to_string(config_.vcpus) + " vCPU" +
+                (config_.vcpus > 1 ? "s" : "") + ", " + std::to_string(config_.mem_bytes >> 20) + " MiB\n");
   install_kick_handler();
   const uint64_t start = now_ns();
   for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_loop(static_cast<int>(i)); });
   for (auto& t : threads_) t.join();
   const double seconds = (now_ns() - start) / 1e9;
-  std::fflush(console_);
+  if (console_) std::fflush(console_);
   if (config_.stats) {
     ExitStats all;
     for (const auto& s : stats_) all.merge(s);
-    std::cerr << "vmm: exit statistics\n" << all.format(seconds);
-    if (!virtio_.empty()) std::cerr << "vmm: device statistics\n";
-    for (const auto& [slot, dev] : virtio_) {
+    std::string report = who_ + "exit statistics\n" + all.format(seconds);
+    if (!virtio_.empty() || e1000_) report += who_ + "device statistics\n";
+    auto slot_name = [](uint32_t slot) {
       char where[16];
       std::snprintf(where, sizeof where, "  00:%02x.0 ", slot);
-      std::cerr << where << dev->stats_line() << "\n";
+      return std::string(where);
+    };
+    for (const auto& [slot, dev] : virtio_) report += slot_name(slot) + dev->stats_line() + "\n";
+    if (e1000_) report += slot_name(e1000_slot_) + e1000_->stats_line() + "\n";
+    if (discard_port_) {
+      report += "  (no switch: the NIC's " + std::to_string(discard_port_->frames()) +
+                " transmitted frames went nowhere)\n";
     }
-    if (discard_port_)
-      std::cerr << "  (no switch: the NIC's " << discard_port_->frames() << " transmitted frames went nowhere)\n";
+    std::cerr << report;
   }
   return status_.load();
 }
@@ -228,7 +254,7 @@ void Machine::vcpu_loop(int index) {
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(report_mu_);
-      std::cerr << "vmm: vCPU " << index << ": " << e.what() << "\n";
+      std::cerr << (who_ + "vCPU " + std::to_string(index) + ": " + e.what() + "\n");
     }
     request_stop(kExitVmmError);
   }
@@ -307,19 +333,21 @@ void Machine::handle_mmio(kvm_run* run) {
 }
 
 void Machine::report_crash(Vcpu& vcpu, const std::string& what) {
-  std::fflush(console_);
+  if (console_) std::fflush(console_);
   std::lock_guard lock(report_mu_);
-  std::cerr << "vmm: vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
+  std::ostringstream out;
+  out << who_ << "vCPU " << vcpu.index() << ": guest crashed: " << what << "\n";
   try {
     const kvm_regs regs = vcpu.regs();
     const kvm_sregs sregs = vcpu.sregs();
-    std::cerr << format_cpu_state(regs, sregs);
+    out << format_cpu_state(regs, sregs);
     if (regs.rip == 0xfff0 && sregs.cs.selector == 0xf000)
-      std::cerr << "vmm: (this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
-                   "intercept, so the registers at the fault are lost)\n";
+      out << who_ << "(this is the reset state: KVM on AMD SVM reinitializes the vCPU on a shutdown "
+                     "intercept, so the registers at the fault are lost)\n";
   } catch (const std::exception& e) {
-    std::cerr << "vmm: cannot read the vCPU's registers: " << e.what() << "\n";
+    out << who_ << "cannot read the vCPU's registers: " << e.what() << "\n";
   }
+  std::cerr << out.str();
 }
 
 }  // namespace vmm

@@ -26,6 +26,7 @@
 namespace vmm {
 
 class VirtioPciDevice;
+class E1000;
 namespace net {
 class DiscardPort;
 }
@@ -39,13 +40,21 @@ constexpr int kExitUsage = 2;
 constexpr int kExitGuestCrash = 120;
 constexpr int kExitVmmError = 125;
 
+// How a Machine talks to the outside when it is one VM of several
+// (vmm/cluster.h). Left empty, it behaves as a lone VM.
+struct MachineIo {
+  std::string name;                      // "vm 1": names the VM in the VMM's own messages
+  std::function<void(uint8_t)> console;  // takes the serial console's bytes instead of --console or stdout
+};
+
 class Machine {
  public:
   // Builds the whole VM; throws (KvmError, LoadError, std::runtime_error)
-  // with a one-line reason if anything is missing or malformed. With
-  // config.net, the virtio-net NIC is connected through `connect_net`, or,
-  // when that is empty (a lone VM), to a port that drops everything.
-  explicit Machine(const VmConfig& config, NetConnector connect_net = {});
+  // with a one-line reason if anything is missing or malformed. `io` names
+  // the VM and takes its console (cluster mode). With config.net, the
+  // virtio-net NIC is connected through `connect_net`, or, when that is
+  // empty (a lone VM), to a port that drops everything.
+  explicit Machine(const VmConfig& config, MachineIo io = {}, NetConnector connect_net = {});
   ~Machine();
 
   int run();
@@ -58,7 +67,8 @@ class Machine {
   };
   static BootEntry load_kernel(const VmConfig& config, GuestMemory& mem);
   void setup_devices();
-  // The virtio devices of config_ (disks, NIC) on the PCI bus, I/O threads started.
+  // The devices of config_ on the PCI bus: virtio disks, and the NIC
+  // (virtio-net or e1000), I/O threads started.
   void setup_virtio(const NetConnector& connect_net);
   void setup_vcpus(const BootEntry& boot);
   void vcpu_loop(int index);
@@ -72,6 +82,8 @@ class Machine {
   void console_byte(uint8_t b);
 
   VmConfig config_;
+  MachineIo io_;
+  std::string who_;  // "vmm: " or "vmm: vm 1: ", before every message
   // Guest RAM and the kernel come first: a bad image or size is reported
   // before KVM is asked for anything, so bad input never creates a VM.
   GuestMemory mem_;
@@ -91,6 +103,8 @@ class Machine {
   std::shared_ptr<PciBus> pci_;
   std::vector<std::pair<uint32_t, std::shared_ptr<VirtioPciDevice>>> virtio_;
   std::shared_ptr<net::DiscardPort> discard_port_;  // the lone VM's NIC sends here
+  std::shared_ptr<E1000> e1000_;                    // with --nic e1000
+  uint32_t e1000_slot_ = 0;
   TimePage time_page_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> threads_;

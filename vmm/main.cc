@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "vmm/cli.h"
+#include "vmm/cluster.h"
 #include "vmm/machine.h"
 
 #ifndef VMM_VERSION
@@ -23,6 +24,10 @@ int main(int argc, char** argv) {
     case CliCommand::kRun: break;
   }
   try {
+    if (cli.cluster.vms > 0) {
+      Cluster cluster(cli.config, cli.cluster);
+      return cluster.run();
+    }
     Machine machine(cli.config);
     return machine.run();
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -41,6 +42,20 @@ class FramePort {
   // Hands one frame to the switch. False if the switch refused it (runt,
   // oversized, port detached); the NIC counts that as a TX error.
   virtual bool transmit(std::span<const uint8_t> frame) = 0;
+};
+
+// Hands frames to a sink the switch must not keep alive: a NIC that holds
+// its switch port would otherwise form a cycle with the switch holding the
+// NIC. Frames for a sink that is gone are dropped.
+class WeakSink final : public FrameSink {
+ public:
+  explicit WeakSink(std::weak_ptr<FrameSink> target) : target_(std::move(target)) {}
+  void deliver(Frame frame) override {
+    if (auto t = target_.lock()) t->deliver(std::move(frame));
+  }
+
+ private:
+  std::weak_ptr<FrameSink> target_;
 };
 
 }  // namespace vmm::net

@@ -134,7 +134,9 @@ TEST_F(E1000Test, EepromThroughEerdHoldsMacAndChecksum) {
     ASSERT_TRUE(v & kEerdDone) << "word " << w;
     EXPECT_EQ((v >> kEerdAddrShift) & 0xff, w);
     const uint16_t word = static_cast<uint16_t>(v >> kEerdDataShift);
-    if (w < 3) EXPECT_EQ(word, kMac[2 * w] | kMac[2 * w + 1] << 8) << "MAC word " << w;
+    if (w < 3) {
+      EXPECT_EQ(word, kMac[2 * w] | kMac[2 * w + 1] << 8) << "MAC word " << w;
+    }
     sum = static_cast<uint16_t>(sum + word);
   }
   EXPECT_EQ(sum, 0xbaba);

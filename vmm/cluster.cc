@@ -1,0 +1,171 @@
+#include "vmm/cluster.h"
+
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace vmm {
+namespace {
+
+
+// A word of the command line starting with `key` ("ip=").
+bool has_word(const std::string& cmdline, const std::string& key) {
+  std::istringstream words(cmdline);
+  std::string w;
+  while (words >> w)
+    if (w.rfind(key, 0) == 0) return true;
+  return false;
+}
+
+net::SwitchOptions switch_options(const ClusterConfig& cc) {
+  net::SwitchOptions o;
+  o.seed = cc.switch_seed;
+  return o;
+}
+
+}  // namespace
+
+net::Ipv4 cluster_vm_ip(int index) { return net::ipv4(10, 0, 0, static_cast<uint8_t>(10 + index)); }
+net::MacAddress cluster_vm_mac(int index) { return {0x52, 0x54, 0x00, 0x00, 0x00, static_cast<uint8_t>(10 + index)}; }
+std::string cluster_port_name(int index) { return "vm" + std::to_string(index); }
+
+std::string substitute_vm_index(std::string_view text, int index) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 1 < text.size() && text[i + 1] == 'i') {
+      out += std::to_string(index);
+      ++i;
+    } else if (text[i] == '%' && i + 1 < text.size() && text[i + 1] == '%') {
+      out += '%';
+      ++i;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+VmConfig cluster_vm_config(const VmConfig& base, int index, const std::string& extra_cmdline) {
+  static_assert(kMaxVms + 10 <= 254, "the address plan gives VM i the host number 10+i of a /24");
+  VmConfig c = base;
+  c.cmdline = substitute_vm_index(base.cmdline, index);
+  if (!extra_cmdline.empty()) c.cmdline += (c.cmdline.empty() ? "" : " ") + extra_cmdline;
+  c.console = substitute_vm_index(base.console, index);
+  for (DiskConfig& d : c.disks) d.path = substitute_vm_index(d.path, index);
+  // Every VM of a cluster is on the switch, with the address plan's MAC.
+  c.net = true;
+  c.mac = cluster_vm_mac(index);
+  std::string extra;
+  if (!has_word(c.cmdline, "ip=")) extra += " ip=" + net::format_ipv4(cluster_vm_ip(index));
+  if (!has_word(c.cmdline, "gw=")) extra += " gw=" + net::format_ipv4(net::kGatewayIp);
+  c.cmdline = c.cmdline.empty() ? extra.substr(1) : c.cmdline + extra;
+  return c;
+}
+
+// Console lines of every VM on one stdout, each prefixed "[vm i] ". Bytes
+// are gathered per VM and written a whole line at a time under one lock,
+// so lines of different VMs never mix. A guest that never ends its line
+// is cut every kMaxLine bytes, so it cannot grow our memory.
+class Cluster::ConsoleLines {
+ public:
+  explicit ConsoleLines(size_t vms) : pending_(vms) {}
+  // One lock for every VM: console traffic is light, and it keeps the
+  // buffers and stdout consistent whatever thread a byte comes from.
+  void byte(size_t vm, uint8_t b) {
+    std::lock_guard lock(mu_);
+    std::string& line = pending_[vm];
+    if (b != '\n') line += static_cast<char>(b);
+    if (b == '\n' || line.size() >= kMaxLine) emit(vm);
+  }
+  // At a VM's end: its unfinished line, if any.
+  void finish(size_t vm) {
+    std::lock_guard lock(mu_);
+    if (!pending_[vm].empty()) emit(vm);
+  }
+
+ private:
+  static constexpr size_t kMaxLine = 4096;
+  void emit(size_t vm) {  // mu_ held
+    std::fprintf(stdout, "[vm %zu] %s\n", vm, pending_[vm].c_str());
+    std::fflush(stdout);
+    pending_[vm].clear();
+  }
+  std::mutex mu_;
+  std::vector<std::string> pending_;
+};
+
+Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc)
+    : base_(base), cc_(cc), switch_(switch_options(cc)) {
+  if (cc_.vms < 1 || cc_.vms > kMaxVms) throw std::invalid_argument("a cluster has 1 to 64 VMs");
+  if (cc_.gateway_base != 0) {
+    net::GatewayConfig g;
+    for (int i = 0; i < cc_.vms; ++i) g.vm_ips.push_back(cluster_vm_ip(i));
+    g.host_base_port = cc_.gateway_base;
+    g.service_port = cc_.gateway_service_port;
+    gateway_ = std::make_unique<net::Gateway>(switch_, g);
+  }
+  const bool shared_stdout = base_.console.empty() && cc_.vms > 1;
+  if (shared_stdout) console_ = std::make_unique<ConsoleLines>(cc_.vms);
+  for (int i = 0; i < cc_.vms; ++i) {
+    MachineIo io;
+    if (cc_.vms > 1) io.name = "vm " + std::to_string(i);
+    if (console_) io.console = [this, i](uint8_t b) { console_->byte(i, b); };
+    try {
+      const std::string port = cluster_port_name(i);
+      NetConnector connect = [this, port](std::shared_ptr<net::FrameSink> sink) {
+        return switch_.attach(port, std::move(sink));
+      };
+      auto extra = cc_.vm_cmdline.find(i);
+      const VmConfig vc = cluster_vm_config(base_, i, extra == cc_.vm_cmdline.end() ? "" : extra->second);
+      machines_.push_back(std::make_unique<Machine>(vc, std::move(io), std::move(connect)));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("vm " + std::to_string(i) + ": " + e.what());
+    }
+  }
+}
+
+Cluster::~Cluster() = default;
+
+int Cluster::run() {
+  // Each message in one write: the VMs' threads share stderr.
+  std::string banner = "vmm: cluster of " + std::to_string(cc_.vms) + " VM" + (cc_.vms > 1 ? "s" : "") + " on 10.0.0.0/24";
+  if (gateway_)
+    banner += "; gateway 10.0.0.1 relays 127.0.0.1:" + std::to_string(cc_.gateway_base) + "-" +
+              std::to_string(cc_.gateway_base + cc_.vms - 1) + " to UDP port " + std::to_string(cc_.gateway_service_port);
+  std::cerr << banner + "\n";
+
+  std::vector<int> status(machines_.size(), 0);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < machines_.size(); ++i)
+    threads.emplace_back([&, i] {
+      // A VM's failure is its own: it is logged, and the others go on.
+      try {
+        status[i] = machines_[i]->run();
+      } catch (const std::exception& e) {
+        std::cerr << "vmm: vm " + std::to_string(i) + ": " + e.what() + "\n";
+        status[i] = kExitVmmError;
+      }
+      if (console_) console_->finish(i);
+      if (cc_.vms > 1) {
+        const char* why = status[i] == kExitGuestCrash ? " (guest crashed)"
+                          : status[i] == kExitVmmError ? " (VMM error)"
+                                                       : "";
+        std::cerr << "vmm: vm " + std::to_string(i) + " exited with status " + std::to_string(status[i]) + why + "\n";
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::fflush(stdout);
+
+  if (base_.stats) {
+    std::cerr << "vmm: switch ports\n" + switch_.format_stats();
+    if (gateway_) std::cerr << "vmm: " + gateway_->format_stats();
+  }
+  for (int s : status)
+    if (s != 0) return s;
+  return 0;
+}
+
+}  // namespace vmm

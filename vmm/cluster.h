@@ -1,0 +1,65 @@
+// Cluster mode (`vmm run --vms N`): N Machines in one process, each its own
+// KVM VM with its own threads, joined by one virtual switch
+// (vmm/net/switch.h), with an optional gateway port relaying UDP to
+// 127.0.0.1 (vmm/net/gateway.h). DESIGN.md decision 7: the hypervisor is the
+// nemesis, so every VM of a cluster lives here.
+//
+// Address plan (docs/architecture.md): the network is 10.0.0.0/24; the
+// gateway is 10.0.0.1 with MAC 52:54:00:00:00:01; VM i is 10.0.0.(10+i)
+// with MAC 52:54:00:00:00:(10+i), and its command line gets
+// "ip=10.0.0.(10+i) gw=10.0.0.1" appended unless it already sets them.
+//
+// A VM that crashes or exits does not stop the others. The cluster's exit
+// status: 0 if every VM exited 0, else the first nonzero status in VM order.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmm/cli.h"
+#include "vmm/machine.h"
+#include "vmm/net/frame_port.h"
+#include "vmm/net/gateway.h"
+#include "vmm/net/packet.h"
+#include "vmm/net/switch.h"
+
+namespace vmm {
+
+net::Ipv4 cluster_vm_ip(int index);          // 10.0.0.(10+i)
+net::MacAddress cluster_vm_mac(int index);   // 52:54:00:00:00:(10+i)
+std::string cluster_port_name(int index);    // "vm<i>", the VM's switch port
+
+// "%i" becomes the VM's index and "%%" a single '%'; any other '%' stays.
+std::string substitute_vm_index(std::string_view text, int index);
+// VM i's configuration: %i substituted in the command line, console file
+// and disk paths, `extra_cmdline` (from --vm i:ARGS) appended, then the
+// address plan (ip=, gw=) unless given, and a NIC with the plan's MAC.
+VmConfig cluster_vm_config(const VmConfig& base, int index, const std::string& extra_cmdline = "");
+
+class Cluster {
+ public:
+  // Builds every VM (in order; the first failure throws, naming the VM),
+  // the switch and the gateway (when cc.gateway_base is set).
+  Cluster(const VmConfig& base, const ClusterConfig& cc);
+  ~Cluster();
+
+  // Runs every VM to its end; returns the cluster's exit status.
+  int run();
+
+  net::Switch& network() { return switch_; }
+
+ private:
+  class ConsoleLines;
+
+  VmConfig base_;
+  ClusterConfig cc_;
+  net::Switch switch_;
+  std::unique_ptr<net::Gateway> gateway_;
+  std::unique_ptr<ConsoleLines> console_;  // null when each VM has its own console file
+  std::vector<std::unique_ptr<Machine>> machines_;
+};
+
+}  // namespace vmm
