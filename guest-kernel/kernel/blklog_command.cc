@@ -48,12 +48,18 @@ void print_record(const block::LogRecord& r) {
 uint32_t run_blklog_command(const char* arg) {
   unsigned long count = 0;
   const bool check = strcmp(arg, "check") == 0;
+  bool hold = false;
   if (!check) {
     if (strncmp(arg, "append:", 7) != 0 || !arg[7]) {
-      kprintf("blklog: unknown command '%s' (append:N or check)\n", arg);
+      kprintf("blklog: unknown command '%s' (append:N[,hold] or check)\n", arg);
       return 1;
     }
-    for (const char* p = arg + 7; *p; ++p) {
+    const char* end = arg + strlen(arg);
+    if (end - arg > 12 && strcmp(end - 5, ",hold") == 0) {
+      hold = true;
+      end -= 5;
+    }
+    for (const char* p = arg + 7; p < end; ++p) {
       if (*p < '0' || *p > '9' || count > 1000000) {
         kprintf("blklog: bad record count in '%s'\n", arg);
         return 1;
@@ -122,5 +128,10 @@ uint32_t run_blklog_command(const char* arg) {
     return 1;
   }
   kprintf("blklog: appended %lu records, synced\n", appended);
+  if (hold) {
+    // For crash tests: the records are durable; stay up until killed.
+    kprintf("blklog: holding (kill the VM now)\n");
+    for (;;) EventLoop::instance().run();
+  }
   return 0;
 }

@@ -2,6 +2,7 @@
 // (and for trying it by hand), on the first block device:
 //   blklog=append:N  recover, append N records with distinct payloads, sync;
 //                    prints "blklog: appended N records, synced"
+//   blklog=append:N,hold  the same, then stays up (for kill -9 tests)
 //   blklog=check     recover and print every intact record (sequence,
 //                    sector, length, CRC-32C of the payload, first bytes),
 //                    then where and why the scan stopped: "blklog: end of

@@ -4,6 +4,7 @@
 //   ping=IP[,COUNT[,INTERVAL_MS]]   one line per reply, a summary; exit 0
 //                                   only if every reply came
 //   udp-echo=PORT[,N]               echo server; with N, exit 0 after N
+//   linger=MS                       after a demo, stay on the network MS ms
 //   udp-send=IP:PORT[,N]            N datagrams, each awaiting its echo;
 //                                   "udp: N sent, M echoed", exit 0 if M == N
 //   net-stats                       print the counters after a demo

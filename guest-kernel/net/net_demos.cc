@@ -131,6 +131,18 @@ bool run_demos(const Cmdline& cmdline, uint32_t* status) {
   }
   *status = demo == kPing ? run_ping(*s, ping) : demo == kEcho ? run_udp_echo(*s, echo) : run_udp_send(*s, send);
   if (cmdline.has("net-stats") || *status != platform::kStatusOk) print_stats(s->stats());
+  // linger=MS: stay on the network a while (answering ARP, pings, echoes)
+  // so that a peer still running its own demo is not left talking to nobody.
+  unsigned long linger_ms = 0;
+  if (cmdline.has("linger") && (!cmdline.get_uint("linger", &linger_ms) || linger_ms > 600'000)) {
+    panic("linger= needs milliseconds, at most 600000");
+  }
+  if (linger_ms) {
+    bool done = false;
+    EventLoop& loop = EventLoop::instance();
+    loop.add_timer(linger_ms * kMillisecond, [&done] { done = true; });
+    loop.run([&done] { return done; });
+  }
   return true;
 }
 
