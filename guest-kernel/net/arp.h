@@ -74,6 +74,7 @@ class Arp {
   size_t pending_datagrams(Ipv4Address ip) const;
   size_t pending_frames(Ipv4Address ip) const;
   size_t queued_bytes() const { return queued_bytes_; }  // all addresses
+  const ArpConfig& config() const { return config_; }     // as adjusted
 
  private:
   struct Entry {
