@@ -10,6 +10,9 @@ Arp::Arp(Stack& stack, const ArpConfig& config) : stack_(stack), config_(config)
   if (config_.max_requests == 0) config_.max_requests = 1;
   if (config_.max_pending == 0) config_.max_pending = 1;
   if (config_.max_entries == 0) config_.max_entries = 1;
+  // Room for one datagram of the largest size, whatever was asked.
+  constexpr size_t kLargest = (kIpv4MaxPayload / kFragmentPayload + 1) * kEthMaxFrame;
+  if (config_.max_queued_bytes < kLargest) config_.max_queued_bytes = kLargest;
 }
 
 Arp::~Arp() {
@@ -43,14 +46,37 @@ std::optional<MacAddress> Arp::lookup(Ipv4Address ip) const {
   return it->second.mac;
 }
 
-size_t Arp::pending_frames(Ipv4Address ip) const {
+size_t Arp::pending_datagrams(Ipv4Address ip) const {
   auto it = entries_.find(ip.value);
   return it == entries_.end() ? 0 : it->second.queue.size();
 }
 
+size_t Arp::pending_frames(Ipv4Address ip) const {
+  auto it = entries_.find(ip.value);
+  if (it == entries_.end()) return 0;
+  size_t n = 0;
+  for (const Frames& d : it->second.queue) n += d.size();
+  return n;
+}
+
+size_t Arp::bytes_of(const Frames& frames) {
+  size_t n = 0;
+  for (const auto& f : frames) n += f.size();
+  return n;
+}
+
 void Arp::erase(std::map<uint32_t, Entry>::iterator it) {
   if (it->second.timer) stack_.clock().cancel_timer(it->second.timer);
+  queued_bytes_ -= it->second.queued_bytes;
   entries_.erase(it);
+}
+
+void Arp::drop_oldest_queued(Entry& e) {
+  const size_t n = bytes_of(e.queue.front());
+  e.queued_bytes -= n;
+  queued_bytes_ -= n;
+  e.queue.pop_front();  // the oldest is the least useful by now
+  ++stack_.stats().arp_tx_fail_queue_full;
 }
 
 bool Arp::make_room() {
@@ -66,17 +92,22 @@ bool Arp::make_room() {
   return true;
 }
 
-TxResult Arp::send(Ipv4Address next_hop, std::vector<uint8_t>&& frame) {
+TxResult Arp::send(Ipv4Address next_hop, Frames&& frames) {
   NetStats& st = stack_.stats();
   auto it = entries_.find(next_hop.value);
   if (it != entries_.end() && it->second.resolved) {
-    if (stack_.clock().now_ns() < it->second.expires_ns) {
-      memcpy(frame.data(), it->second.mac.b, 6);
-      return stack_.transmit(frame);
-    }
-    // Expired: resolve again, this frame first in the queue.
+    if (stack_.clock().now_ns() < it->second.expires_ns) return stack_.transmit_frames(frames, it->second.mac);
+    // Expired: resolve again, this datagram first in the queue.
     ++st.arp_expired;
     it->second = Entry{};
+  }
+  // A datagram that would not fit even with this address's queue emptied
+  // is refused before anything changes.
+  const size_t bytes = bytes_of(frames);
+  const size_t own = it == entries_.end() ? 0 : it->second.queued_bytes;
+  if (queued_bytes_ - own + bytes > config_.max_queued_bytes) {
+    ++st.arp_tx_fail_queue_full;
+    return TxResult::kNoResources;
   }
   if (it == entries_.end()) {
     if (!make_room()) {
@@ -86,11 +117,11 @@ TxResult Arp::send(Ipv4Address next_hop, std::vector<uint8_t>&& frame) {
     it = entries_.emplace(next_hop.value, Entry{}).first;
   }
   Entry& e = it->second;
-  if (e.queue.size() >= config_.max_pending) {
-    e.queue.pop_front();  // the oldest is the least useful by now
-    ++st.arp_tx_fail_queue_full;
-  }
-  e.queue.push_back(std::move(frame));
+  while (!e.queue.empty() && (e.queue.size() >= config_.max_pending || queued_bytes_ + bytes > config_.max_queued_bytes))
+    drop_oldest_queued(e);
+  e.queue.push_back(std::move(frames));
+  e.queued_bytes += bytes;
+  queued_bytes_ += bytes;
   ++st.arp_queued;
   if (e.requests_sent == 0) {
     e.requests_sent = 1;
@@ -113,7 +144,7 @@ void Arp::retry(Ipv4Address ip) {
   }
   ++stack_.stats().arp_resolve_failed;
   stack_.stats().arp_tx_fail_unresolved += e.queue.size();
-  entries_.erase(it);
+  erase(it);
 }
 
 void Arp::learn(Ipv4Address ip, const MacAddress& mac, bool create) {
@@ -134,12 +165,11 @@ void Arp::learn(Ipv4Address ip, const MacAddress& mac, bool create) {
   if (was_pending && !e.queue.empty()) ++stack_.stats().arp_resolved;
   // Take the queue out first: transmit() cannot reach the ARP table, but
   // the entry must not be relied upon across calls out of this class.
-  std::deque<std::vector<uint8_t>> queue;
+  std::deque<Frames> queue;
   queue.swap(e.queue);
-  for (auto& frame : queue) {
-    memcpy(frame.data(), mac.b, 6);
-    stack_.transmit(frame);
-  }
+  queued_bytes_ -= e.queued_bytes;
+  e.queued_bytes = 0;
+  for (Frames& frames : queue) stack_.transmit_frames(frames, mac);
 }
 
 void Arp::input(const uint8_t* data, size_t len) {

@@ -5,8 +5,10 @@
 //                                   only if every reply came
 //   udp-echo=PORT[,N]               echo server; with N, exit 0 after N
 //   linger=MS                       after a demo, stay on the network MS ms
-//   udp-send=IP:PORT[,N]            N datagrams, each awaiting its echo;
-//                                   "udp: N sent, M echoed", exit 0 if M == N
+//   udp-send=IP:PORT[,N[,SIZE]]     N datagrams (of SIZE bytes, up to
+//                                   65507: fragmented above 1472), each
+//                                   awaiting its echo; "udp: N sent, M
+//                                   echoed", exit 0 if M == N
 //   net-stats                       print the counters after a demo
 //   net-peer=IP                     no NIC: an in-memory cable to a second
 //                                   in-kernel stack at IP (answers ping,

@@ -1,6 +1,8 @@
 // The network demos of the kernel command line (see net_boot.h), used by
 // the integration tests: ping=, udp-echo=, udp-send=. Each runs the event
 // loop until it is done. Guest only.
+#include <vector>
+
 #include "boot/platform.h"
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/exit.h"
@@ -68,13 +70,12 @@ uint32_t run_udp_echo(Stack& s, const UdpEchoArgs& args) {
 
 uint32_t run_udp_send(Stack& s, const UdpSendArgs& args) {
   UdpSocket sock(s);
-  char expect[48];
-  size_t expect_len = 0;
+  std::vector<uint8_t> expect;
   bool echoed = false;
   if (!sock.bind(0, [&](Ipv4Address src, uint16_t port, const uint8_t* data, size_t len) {
         // Only the echo of the datagram in flight counts: right peer,
         // right port, same bytes.
-        if (src == args.dst && port == args.port && len == expect_len && memcmp(data, expect, len) == 0)
+        if (src == args.dst && port == args.port && len == expect.size() && memcmp(data, expect.data(), len) == 0)
           echoed = true;
       })) {
     kprintf("udp: no ephemeral port\n");
@@ -82,13 +83,23 @@ uint32_t run_udp_send(Stack& s, const UdpSendArgs& args) {
   }
   char dst[16];
   format_ipv4(args.dst, dst);
-  kprintf("udp: sending %u datagrams to %s port %u from port %u\n", args.count, dst, args.port, sock.local_port());
+  if (args.size)
+    kprintf("udp: sending %u datagrams of %zu bytes to %s port %u from port %u\n", args.count, args.size, dst,
+            args.port, sock.local_port());
+  else
+    kprintf("udp: sending %u datagrams to %s port %u from port %u\n", args.count, dst, args.port, sock.local_port());
   EventLoop& loop = EventLoop::instance();
   unsigned sent = 0, matched = 0;
   for (unsigned i = 0; i < args.count; ++i) {
-    expect_len = ksnprintf(expect, sizeof expect, "udp-send %u of %u", i + 1, args.count);
+    char text[48];
+    const size_t text_len = ksnprintf(text, sizeof text, "udp-send %u of %u", i + 1, args.count);
+    // The text, then (with SIZE) bytes that differ by datagram and by
+    // position, so that a fragment put back in the wrong place shows.
+    expect.resize(args.size ? args.size : text_len);
+    for (size_t k = 0; k < expect.size(); ++k)
+      expect[k] = k < text_len ? static_cast<uint8_t>(text[k]) : static_cast<uint8_t>(k * 7 + (k >> 8) + i * 13);
     echoed = false;
-    const TxResult r = sock.sendto(args.dst, args.port, reinterpret_cast<const uint8_t*>(expect), expect_len);
+    const TxResult r = sock.sendto(args.dst, args.port, expect.data(), expect.size());
     ++sent;
     if (!tx_ok(r)) {
       kprintf("udp: datagram %u not sent: %s\n", i + 1, to_string(r));

@@ -15,10 +15,11 @@ void PairDevice::connect(PairDevice& a, PairDevice& b) {
 }
 
 bool PairDevice::transmit(const uint8_t* frame, size_t len) {
-  if (tx_full_) {
+  if (tx_full_ || tx_room_ == 0) {
     ++tx_dropped;
     return false;
   }
+  if (tx_room_ != kUnlimited) --tx_room_;
   ++tx_frames;
   std::vector<uint8_t> copy(frame, frame + len);
   // A dropped frame still counts as transmitted: the loss is the cable's.

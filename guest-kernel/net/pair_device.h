@@ -3,7 +3,8 @@
 // run whole stacks over it without a NIC. A transmitted frame arrives at
 // the peer `latency_ns` later, from a Clock timer, as a driver would hand
 // it over from the event loop. A filter can drop or alter frames (a lossy
-// or hostile link), and the transmit ring can be made "full".
+// or hostile link), and the transmit ring can be made "full", at once or
+// after a number of frames (a ring that fills in the middle of a burst).
 #pragma once
 
 #include <stddef.h>
@@ -38,7 +39,15 @@ class PairDevice : public NetDevice {
   void inject(const uint8_t* frame, size_t len) { receive(frame, len); }
 
   void set_filter(Filter f) { filter_ = std::move(f); }
-  void set_tx_full(bool full) { tx_full_ = full; }
+  void set_tx_full(bool full) {
+    tx_full_ = full;
+    tx_room_ = kUnlimited;
+  }
+  // The ring takes `frames` more frames, then is full until set_tx_full(false).
+  void set_tx_room(size_t frames) {
+    tx_full_ = false;
+    tx_room_ = frames;
+  }
   uint64_t latency_ns = 100'000;
   size_t in_flight() const { return in_flight_.size(); }
 
@@ -47,7 +56,9 @@ class PairDevice : public NetDevice {
   MacAddress mac_;
   PairDevice* peer_ = nullptr;
   Filter filter_;
+  static constexpr size_t kUnlimited = ~size_t{0};
   bool tx_full_ = false;
+  size_t tx_room_ = kUnlimited;
   std::map<uint64_t, Clock::TimerId> in_flight_;  // by frame number
   uint64_t next_frame_ = 0;
 };

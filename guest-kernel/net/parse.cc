@@ -116,14 +116,20 @@ const char* parse_udp_send_args(const char* s, UdpSendArgs* out) {
   UdpSendArgs a;
   const char* port;
   const size_t n = split(s, ':', &port);
-  if (!parse_ipv4_n(s, n, &a.dst) || !port) return "udp-send= needs IP:PORT[,N] with a dotted-quad IP";
+  if (!parse_ipv4_n(s, n, &a.dst) || !port) return "udp-send= needs IP:PORT[,N[,SIZE]] with a dotted-quad IP";
   const char* count;
   const size_t m = split(port, ',', &count);
   if (!parse_port(port, m, &a.port)) return "udp-send= PORT must be 1-65535";
   if (count) {
+    const char* size;
+    const size_t k = split(count, ',', &size);
     uint64_t v;
-    if (!parse_decimal(count, strlen(count), 100000, &v) || v == 0) return "udp-send= N must be 1-100000";
+    if (!parse_decimal(count, k, 100000, &v) || v == 0) return "udp-send= N must be 1-100000";
     a.count = static_cast<unsigned>(v);
+    if (size) {
+      if (!parse_decimal(size, strlen(size), kUdpMaxPayload, &v) || v == 0) return "udp-send= SIZE must be 1-65507";
+      a.size = static_cast<size_t>(v);
+    }
   }
   *out = a;
   return nullptr;

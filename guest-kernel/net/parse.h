@@ -33,11 +33,14 @@ struct PingArgs {
 };
 const char* parse_ping_args(const char* s, PingArgs* out);
 
-// udp-send=IP:PORT[,N]: N 1-100000 datagrams (default 1).
+// udp-send=IP:PORT[,N[,SIZE]]: N 1-100000 datagrams (default 1) of SIZE
+// bytes, 1-65507 (kUdpMaxPayload; above 1472 they leave in fragments).
+// SIZE 0 (the default) sends short text datagrams.
 struct UdpSendArgs {
   Ipv4Address dst;
   uint16_t port = 0;
   unsigned count = 1;
+  size_t size = 0;
 };
 const char* parse_udp_send_args(const char* s, UdpSendArgs* out);
 

@@ -4,8 +4,16 @@
 
 namespace net {
 
-Stack::Stack(NetDevice& device, Clock& clock, const InterfaceConfig& config, const ArpConfig& arp)
-    : device_(device), clock_(clock), config_(config), mac_(device.mac()), arp_(*this, arp), icmp_(*this), udp_(*this) {}
+Stack::Stack(NetDevice& device, Clock& clock, const InterfaceConfig& config, const ArpConfig& arp,
+             const ReassemblyConfig& reassembly)
+    : device_(device),
+      clock_(clock),
+      config_(config),
+      mac_(device.mac()),
+      reassembly_(clock, stats_, reassembly),
+      arp_(*this, arp),
+      icmp_(*this),
+      udp_(*this) {}
 
 Stack::~Stack() {
   if (up_) device_.set_receiver(nullptr, nullptr);
@@ -48,7 +56,6 @@ void Stack::receive_ipv4(const uint8_t* data, size_t len) {
     case Ipv4Error::kBadHeaderLength: ++stats_.ip_drop_bad_header_length; return;
     case Ipv4Error::kBadTotalLength: ++stats_.ip_drop_bad_total_length; return;
     case Ipv4Error::kBadChecksum: ++stats_.ip_drop_bad_checksum; return;
-    case Ipv4Error::kFragment: ++stats_.ip_drop_fragment; return;
     case Ipv4Error::kBadTtl: ++stats_.ip_drop_bad_ttl; return;
   }
   const bool broadcast = ip.dst.is_limited_broadcast() || ip.dst == subnet_broadcast();
@@ -63,10 +70,23 @@ void Stack::receive_ipv4(const uint8_t* data, size_t len) {
     ++stats_.ip_drop_bad_source;
     return;
   }
+  if (ip.protocol != kProtoIcmp && ip.protocol != kProtoUdp) {
+    ++stats_.ip_drop_unknown_protocol;  // before reassembly: nothing is held for it
+    return;
+  }
+  if (!ip.is_fragment()) {
+    deliver(ip, broadcast, ip.payload, ip.payload_len);
+    return;
+  }
+  std::vector<uint8_t> whole;
+  if (reassembly_.input(ip, &whole)) deliver(ip, broadcast, whole.data(), whole.size());
+}
+
+void Stack::deliver(const Ipv4Packet& ip, bool broadcast, const uint8_t* payload, size_t len) {
   switch (ip.protocol) {
-    case kProtoIcmp: icmp_.input(ip.src, broadcast, ip.payload, ip.payload_len); break;
-    case kProtoUdp: udp_.input(ip.src, ip.dst, ip.payload, ip.payload_len); break;
-    default: ++stats_.ip_drop_unknown_protocol; break;
+    case kProtoIcmp: icmp_.input(ip.src, broadcast, payload, len); break;
+    case kProtoUdp: udp_.input(ip.src, ip.dst, payload, len); break;
+    default: ++stats_.ip_drop_unknown_protocol; break;  // checked by the caller
   }
 }
 
@@ -77,7 +97,7 @@ std::vector<uint8_t> Stack::new_ipv4_frame(size_t payload_len) {
 TxResult Stack::send_ipv4(Ipv4Address dst, uint8_t protocol, std::vector<uint8_t>&& frame) {
   if (frame.size() < kIpv4PayloadOffset) return TxResult::kNoResources;  // not from new_ipv4_frame()
   const size_t payload_len = frame.size() - kIpv4PayloadOffset;
-  if (payload_len > kMtu - kIpv4HeaderLen) {
+  if (payload_len > kIpv4MaxPayload) {
     ++stats_.ip_tx_fail_too_big;
     return TxResult::kTooBig;
   }
@@ -98,11 +118,51 @@ TxResult Stack::send_ipv4(Ipv4Address dst, uint8_t protocol, std::vector<uint8_t
       next_hop = config_.gateway;
     }
   }
-  write_ipv4(frame.data() + kEthHeaderLen, config_.address, dst, protocol, next_ip_id_++, payload_len);
-  write_eth(frame.data(), broadcast ? kBroadcastMac : kZeroMac, mac_, kEtherTypeIpv4);
+  const uint16_t id = next_ip_id_++;
+  Frames frames;
+  if (payload_len <= kMtu - kIpv4HeaderLen) {
+    write_ipv4(frame.data() + kEthHeaderLen, config_.address, dst, protocol, id, payload_len);
+    write_eth(frame.data(), kZeroMac, mac_, kEtherTypeIpv4);
+    frames.push_back(std::move(frame));
+  } else {
+    frames = fragment(frame, dst, protocol, id);
+    ++stats_.frag_tx_datagrams;
+  }
   ++stats_.ip_tx;
-  if (broadcast) return transmit(frame);
-  return arp_.send(next_hop, std::move(frame));
+  if (broadcast) return transmit_frames(frames, kBroadcastMac);
+  return arp_.send(next_hop, std::move(frames));
+}
+
+Frames Stack::fragment(const std::vector<uint8_t>& frame, Ipv4Address dst, uint8_t protocol, uint16_t id) {
+  const uint8_t* payload = frame.data() + kIpv4PayloadOffset;
+  const size_t len = frame.size() - kIpv4PayloadOffset;
+  Frames frames;
+  frames.reserve((len + kFragmentPayload - 1) / kFragmentPayload);
+  for (size_t off = 0; off < len; off += kFragmentPayload) {
+    const size_t n = len - off < kFragmentPayload ? len - off : kFragmentPayload;
+    std::vector<uint8_t> f = new_ipv4_frame(n);
+    memcpy(f.data() + kIpv4PayloadOffset, payload + off, n);
+    // off <= kIpv4MaxPayload, so off / 8 fits the 13-bit field.
+    uint16_t flags_offset = static_cast<uint16_t>(off / 8);
+    if (off + n < len) flags_offset |= kIpv4MoreFragments;
+    write_ipv4(f.data() + kEthHeaderLen, config_.address, dst, protocol, id, n, flags_offset);
+    write_eth(f.data(), kZeroMac, mac_, kEtherTypeIpv4);
+    frames.push_back(std::move(f));
+  }
+  return frames;
+}
+
+TxResult Stack::transmit_frames(Frames& frames, const MacAddress& dst) {
+  const bool fragments = frames.size() > 1;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    memcpy(frames[i].data(), dst.b, 6);
+    if (transmit(frames[i]) != TxResult::kSent) {
+      if (i > 0) ++stats_.frag_tx_fail_cut;
+      return TxResult::kDeviceBusy;
+    }
+    if (fragments) ++stats_.frag_tx;
+  }
+  return TxResult::kSent;
 }
 
 TxResult Stack::transmit(std::vector<uint8_t>& frame) {

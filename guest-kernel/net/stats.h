@@ -9,6 +9,13 @@
 
 namespace net {
 
+// The `frag` group: rx and tx count fragments, tx_datagrams the datagrams
+// sent in fragments, reassembled the datagrams put back together. Each
+// drop_* counts the fragment refused (overlap, bad_total and no_memory
+// also discard what its datagram held, see reassembly.h); timeouts and
+// evicted_* count whole datagrams given up; tx_fail_cut counts datagrams
+// whose later fragments the NIC refused after earlier ones had left.
+//
 // X(protocol, name): counter `protocol_name`, printed as "protocol name=N".
 #define NET_COUNTERS(X)                                                        \
   /* Ethernet */                                                               \
@@ -24,9 +31,15 @@ namespace net {
   /* IPv4 */                                                                   \
   X(ip, rx) X(ip, tx) X(ip, drop_truncated) X(ip, drop_bad_version)            \
   X(ip, drop_bad_header_length) X(ip, drop_bad_total_length)                   \
-  X(ip, drop_bad_checksum) X(ip, drop_fragment) X(ip, drop_bad_ttl)            \
+  X(ip, drop_bad_checksum) X(ip, drop_bad_ttl)                                 \
   X(ip, drop_not_for_us) X(ip, drop_bad_source) X(ip, drop_unknown_protocol)   \
   X(ip, tx_fail_no_route) X(ip, tx_fail_too_big)                               \
+  /* IPv4 fragments (see the note above) */                                    \
+  X(frag, rx) X(frag, tx) X(frag, reassembled) X(frag, tx_datagrams)           \
+  X(frag, drop_bad_length) X(frag, drop_too_big) X(frag, drop_duplicate)       \
+  X(frag, drop_overlap) X(frag, drop_bad_total) X(frag, drop_no_memory)        \
+  X(frag, drop_discarded) X(frag, timeouts) X(frag, evicted_table_full)        \
+  X(frag, evicted_memory) X(frag, tx_fail_cut)                                 \
   /* ICMP */                                                                   \
   X(icmp, rx) X(icmp, tx) X(icmp, drop_truncated) X(icmp, drop_bad_checksum)   \
   X(icmp, drop_broadcast_echo) X(icmp, drop_unmatched_reply)                   \

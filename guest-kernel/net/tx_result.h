@@ -11,7 +11,7 @@ enum class TxResult : uint8_t {
   kDeviceBusy,  // the NIC's transmit ring was full: dropped
   kNoRoute,     // no next hop: off-subnet without a gateway, our own
                 // address (no loopback), 0.0.0.0 or multicast
-  kTooBig,      // more than the MTU: we do not fragment
+  kTooBig,      // more than one IPv4 datagram holds (65535 bytes)
   kBadPort,     // UDP destination port 0
   kNoResources, // ARP cache full of unresolved addresses, or no ephemeral port
 };

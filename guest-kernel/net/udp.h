@@ -69,8 +69,10 @@ class UdpSocket {
   // Binds `port` (0: ephemeral) with a receive handler; false if the port
   // is taken, the socket is already bound, or no ephemeral port is free.
   bool bind(uint16_t port, Handler handler);
-  // Sends one datagram (at most kUdpMaxPayload bytes) from our port,
-  // binding an ephemeral one (without a handler) first if unbound.
+  // Sends one datagram (at most kUdpMaxPayload = 65507 bytes; beyond
+  // kUdpMaxUnfragmentedPayload = 1472 it leaves in IPv4 fragments) from
+  // our port, binding an ephemeral one (without a handler) first if
+  // unbound.
   TxResult sendto(Ipv4Address dst, uint16_t dst_port, const uint8_t* data, size_t len);
   void close();
   uint16_t local_port() const { return port_; }

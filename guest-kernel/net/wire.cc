@@ -130,9 +130,11 @@ Ipv4Error parse_ipv4(const uint8_t* data, size_t len, Ipv4Packet* out) {
   const size_t total = load16(data + 2);
   if (total < header_len || total > len) return Ipv4Error::kBadTotalLength;
   if (internet_checksum(data, header_len) != 0) return Ipv4Error::kBadChecksum;
-  const uint16_t flags_offset = load16(data + 6);
-  if (flags_offset & 0x3fff) return Ipv4Error::kFragment;  // MF (0x2000) or an offset
   if (data[8] == 0) return Ipv4Error::kBadTtl;
+  // DF and the reserved bit mean nothing to a receiver.
+  const uint16_t flags_offset = load16(data + 6);
+  out->more_fragments = flags_offset & kIpv4MoreFragments;
+  out->fragment_offset = (flags_offset & kIpv4OffsetMask) * 8u;
   out->id = load16(data + 4);
   out->ttl = data[8];
   out->protocol = data[9];
@@ -144,12 +146,12 @@ Ipv4Error parse_ipv4(const uint8_t* data, size_t len, Ipv4Packet* out) {
 }
 
 void write_ipv4(uint8_t* out, Ipv4Address src, Ipv4Address dst, uint8_t protocol, uint16_t id,
-                size_t payload_len) {
+                size_t payload_len, uint16_t flags_offset) {
   out[0] = 0x45;  // version 4, 5 words
   out[1] = 0;     // DSCP/ECN
   store16(out + 2, static_cast<uint16_t>(kIpv4HeaderLen + payload_len));
   store16(out + 4, id);
-  store16(out + 6, 0x4000);  // DF, offset 0
+  store16(out + 6, flags_offset);
   out[8] = kDefaultTtl;
   out[9] = protocol;
   store16(out + 10, 0);

@@ -110,6 +110,16 @@ void write_arp(uint8_t* out, const ArpPacket& p);  // kArpLen bytes
 // ---- IPv4 (RFC 791) ----------------------------------------------------------
 
 constexpr size_t kIpv4HeaderLen = 20;   // what we send: no options
+constexpr size_t kIpv4MaxTotal = 65535;  // the total length field's limit
+// The largest payload one datagram carries (with our 20-byte header).
+constexpr size_t kIpv4MaxPayload = kIpv4MaxTotal - kIpv4HeaderLen;  // 65515
+// Payload bytes per fragment we send: what fits the MTU, rounded down to
+// the 8-byte unit of the offset field. A 65515-byte payload is 45 frames.
+constexpr size_t kFragmentPayload = (kMtu - kIpv4HeaderLen) / 8 * 8;  // 1480
+// The flags and offset word (header bytes 6-7).
+constexpr uint16_t kIpv4DontFragment = 0x4000;
+constexpr uint16_t kIpv4MoreFragments = 0x2000;
+constexpr uint16_t kIpv4OffsetMask = 0x1fff;  // in 8-byte units
 constexpr uint8_t kProtoIcmp = 1;
 constexpr uint8_t kProtoUdp = 17;
 constexpr uint8_t kDefaultTtl = 64;
@@ -121,7 +131,6 @@ enum class Ipv4Error : uint8_t {
   kBadHeaderLength,  // IHL < 5 or past the data
   kBadTotalLength,   // total length < header or past the data
   kBadChecksum,
-  kFragment,         // MF set or a fragment offset: we do not reassemble
   kBadTtl,           // TTL 0: no sender may emit it
 };
 
@@ -129,6 +138,12 @@ struct Ipv4Packet {
   Ipv4Address src, dst;
   uint8_t protocol, ttl;
   uint16_t id;
+  // Fragmentation: the payload's offset in its datagram (bytes) and MF.
+  // Neither set: a whole datagram. Checking a fragment against its
+  // datagram is reassembly's job (reassembly.h).
+  uint32_t fragment_offset;
+  bool more_fragments;
+  bool is_fragment() const { return more_fragments || fragment_offset != 0; }
   // The payload up to the header's total length: bytes past it (Ethernet
   // padding of short frames) are not part of the packet.
   const uint8_t* payload;
@@ -136,9 +151,11 @@ struct Ipv4Packet {
 };
 
 Ipv4Error parse_ipv4(const uint8_t* data, size_t len, Ipv4Packet* out);
-// Writes a 20-byte header with DF set (we never fragment) and its checksum.
+// Writes a 20-byte header and its checksum. `flags_offset` is header
+// word 6: DF for a packet that fits the MTU (the default), MF and the
+// offset (in 8-byte units) for a fragment.
 void write_ipv4(uint8_t* out, Ipv4Address src, Ipv4Address dst, uint8_t protocol, uint16_t id,
-                size_t payload_len);
+                size_t payload_len, uint16_t flags_offset = kIpv4DontFragment);
 
 // ---- ICMP (RFC 792): echo only -----------------------------------------------
 
@@ -163,7 +180,10 @@ void write_icmp_echo(uint8_t* out, uint8_t type, uint16_t id, uint16_t seq, size
 // ---- UDP (RFC 768) -------------------------------------------------------------
 
 constexpr size_t kUdpHeaderLen = 8;
-constexpr size_t kUdpMaxPayload = kMtu - kIpv4HeaderLen - kUdpHeaderLen;  // 1472
+// The largest UDP payload: what one IPv4 datagram holds (sent in up to 45
+// fragments), and what fits one frame unfragmented.
+constexpr size_t kUdpMaxPayload = kIpv4MaxPayload - kUdpHeaderLen;                   // 65507
+constexpr size_t kUdpMaxUnfragmentedPayload = kMtu - kIpv4HeaderLen - kUdpHeaderLen;  // 1472
 
 enum class UdpError : uint8_t { kNone, kTruncated, kBadLength, kBadChecksum, kBadPort };
 

@@ -112,8 +112,18 @@ TEST(Malformed, EachDefectHasItsCounter) {
   cases.push_back({"ip.drop_bad_total_length", edit(good_udp(), [](auto& f) { put16(f, kIp + 2, 500); })});
   cases.push_back({"ip.drop_bad_total_length", edit(good_udp(), [](auto& f) { put16(f, kIp + 2, 10); })});
   cases.push_back({"ip.drop_bad_checksum", edit(good_udp(), [](auto& f) { f[kIp + 10] ^= 0x10; }, false)});
-  cases.push_back({"ip.drop_fragment", edit(good_udp(), [](auto& f) { put16(f, kIp + 6, 0x2000); })});
-  cases.push_back({"ip.drop_fragment", edit(good_udp(), [](auto& f) { put16(f, kIp + 6, 0x0010); })});
+  // Fragments refused before anything is held (the rest: fragment_test.cc).
+  cases.push_back({"frag.drop_bad_length", edit(good_udp(), [](auto& f) {
+                     put16(f, kIp + 6, 0x2000);  // MF with 15 bytes: not a multiple of 8
+                     f.pop_back();
+                     put16(f, kIp + 2, static_cast<uint16_t>(f.size() - kIp));
+                   })});
+  cases.push_back({"frag.drop_bad_length", edit(good_udp(), [](auto& f) {
+                     put16(f, kIp + 6, 0x0010);  // a last fragment without a byte
+                     f.resize(kL4);
+                     put16(f, kIp + 2, 20);
+                   })});
+  cases.push_back({"frag.drop_too_big", edit(good_udp(), [](auto& f) { put16(f, kIp + 6, 0x1fff); })});
   cases.push_back({"ip.drop_bad_ttl", edit(good_udp(), [](auto& f) { f[kIp + 8] = 0; })});
   cases.push_back({"ip.drop_not_for_us", edit(good_udp(), [](auto& f) { put32(f, kIp + 16, kIpC.value); })});
   cases.push_back({"ip.drop_bad_source", edit(good_udp(), [](auto& f) { put32(f, kIp + 12, 0xffffffff); })});

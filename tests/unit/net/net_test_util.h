@@ -31,8 +31,9 @@ inline InterfaceConfig config(Ipv4Address ip, Ipv4Address gw = {}) {
 
 // Two stacks, A and B, on one cable.
 struct TwoStacks {
-  explicit TwoStacks(InterfaceConfig ca = config(kIpA), InterfaceConfig cb = config(kIpB), ArpConfig arp = {})
-      : a(da, clock, ca, arp), b(db, clock, cb, arp) {
+  explicit TwoStacks(InterfaceConfig ca = config(kIpA), InterfaceConfig cb = config(kIpB), ArpConfig arp = {},
+                     ReassemblyConfig reassembly = {})
+      : a(da, clock, ca, arp, reassembly), b(db, clock, cb, arp, reassembly) {
     PairDevice::connect(da, db);
     a.up();
     b.up();
@@ -95,6 +96,32 @@ inline std::vector<uint8_t> ipv4_frame(const MacAddress& dst_mac, const MacAddre
   return f;
 }
 
+// One fragment of a datagram whose IPv4 payload is `payload`: bytes
+// [off, off + len), MF as given, DF clear.
+inline std::vector<uint8_t> ipv4_fragment(const MacAddress& dst_mac, const MacAddress& src_mac, Ipv4Address src,
+                                          Ipv4Address dst, uint8_t proto, uint16_t id,
+                                          const std::vector<uint8_t>& payload, size_t off, size_t len, bool mf) {
+  std::vector<uint8_t> part(payload.begin() + off, payload.begin() + off + len);
+  std::vector<uint8_t> f = ipv4_frame(dst_mac, src_mac, src, dst, proto, part);
+  put16(f, kIp + 4, id);
+  put16(f, kIp + 6, static_cast<uint16_t>((mf ? 0x2000 : 0) | (off / 8)));
+  fix_ip_checksum(f);
+  return f;
+}
+
+// `payload` cut into fragments of `size` bytes (a multiple of 8; the last
+// one shorter), in order.
+inline std::vector<std::vector<uint8_t>> ipv4_fragments(const MacAddress& dst_mac, const MacAddress& src_mac,
+                                                        Ipv4Address src, Ipv4Address dst, uint8_t proto, uint16_t id,
+                                                        const std::vector<uint8_t>& payload, size_t size) {
+  std::vector<std::vector<uint8_t>> out;
+  for (size_t off = 0; off < payload.size(); off += size) {
+    const size_t len = payload.size() - off < size ? payload.size() - off : size;
+    out.push_back(ipv4_fragment(dst_mac, src_mac, src, dst, proto, id, payload, off, len, off + len < payload.size()));
+  }
+  return out;
+}
+
 inline std::vector<uint8_t> udp_segment(Ipv4Address src, Ipv4Address dst, uint16_t sport, uint16_t dport,
                                         const std::vector<uint8_t>& data, bool with_checksum = true) {
   std::vector<uint8_t> u(8);
@@ -139,6 +166,17 @@ inline std::vector<uint8_t> arp_frame(uint16_t op, const MacAddress& eth_dst, co
   std::memcpy(&f[32], target_mac.b, 6);
   put32(f, 38, target_ip.value);
   return f;
+}
+
+// `n` bytes that differ from one datagram (`seed`) to the next.
+inline std::vector<uint8_t> pattern(size_t n, uint32_t seed) {
+  std::vector<uint8_t> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1103515245u + 12345u;
+    b = static_cast<uint8_t>(x >> 16);
+  }
+  return v;
 }
 
 inline std::vector<uint8_t> bytes(const char* s) { return std::vector<uint8_t>(s, s + std::strlen(s)); }

@@ -88,10 +88,17 @@ TEST(ParseDemoArgs, UdpSendAndEcho) {
   EXPECT_EQ(s.dst, Ipv4Address::of(10, 0, 0, 12));
   EXPECT_EQ(s.port, 7);
   EXPECT_EQ(s.count, 5u);
+  EXPECT_EQ(s.size, 0u);
   ASSERT_EQ(parse_udp_send_args("10.0.0.12:65535", &s), nullptr);
   EXPECT_EQ(s.count, 1u);
+  ASSERT_EQ(parse_udp_send_args("10.0.0.12:7,3,20000", &s), nullptr);
+  EXPECT_EQ(s.count, 3u);
+  EXPECT_EQ(s.size, 20000u);
+  ASSERT_EQ(parse_udp_send_args("10.0.0.12:7,1,65507", &s), nullptr);
+  EXPECT_EQ(s.size, 65507u);
   for (const char* bad : {"10.0.0.12", "10.0.0.12:", "10.0.0.12:0", "10.0.0.12:65536", "10.0.0.12:7,",
-                          "10.0.0.12:7,0", ":7,1", "10.0.0.12:7,1,2"})
+                          "10.0.0.12:7,0", ":7,1", "10.0.0.12:7,1,0", "10.0.0.12:7,1,65508", "10.0.0.12:7,1,",
+                          "10.0.0.12:7,1,2,3", "10.0.0.12:7,,2"})
     EXPECT_NE(parse_udp_send_args(bad, &s), nullptr) << bad;
   UdpEchoArgs e;
   ASSERT_EQ(parse_udp_echo_args("7", &e), nullptr);

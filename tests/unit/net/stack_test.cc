@@ -556,7 +556,7 @@ TEST(Stats, NamesAreUniqueAndEveryCounterIsVisited) {
   });
   EXPECT_EQ(names.size(), count);
   EXPECT_EQ(count * sizeof(uint64_t), sizeof(NetStats));
-  s.ip_drop_fragment = 2;
+  s.frag_drop_overlap = 2;
   s.udp_drop_no_socket = 3;
   s.udp_delivered = 100;
   EXPECT_EQ(s.total_drops(), 5u);

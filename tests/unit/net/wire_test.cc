@@ -85,9 +85,6 @@ TEST(Ipv4Parse, RejectsEachDefect) {
       {"total length past the data", [](auto& f) { put16(f, kIp + 2, 29); }, true, Ipv4Error::kBadTotalLength},
       {"total length below header", [](auto& f) { put16(f, kIp + 2, 19); }, true, Ipv4Error::kBadTotalLength},
       {"bad checksum", [](auto& f) { f[kIp + 10] ^= 1; }, false, Ipv4Error::kBadChecksum},
-      {"MF set", [](auto& f) { put16(f, kIp + 6, 0x2000); }, true, Ipv4Error::kFragment},
-      {"fragment offset", [](auto& f) { put16(f, kIp + 6, 0x0001); }, true, Ipv4Error::kFragment},
-      {"last fragment with DF", [](auto& f) { put16(f, kIp + 6, 0x40b9); }, true, Ipv4Error::kFragment},
       {"TTL 0", [](auto& f) { f[kIp + 8] = 0; }, true, Ipv4Error::kBadTtl},
   };
   for (const Case& c : cases) {
@@ -103,6 +100,33 @@ TEST(Ipv4Parse, RejectsEachDefect) {
   fix_ip_checksum(f);
   Ipv4Packet p;
   EXPECT_EQ(parse_ipv4(f.data() + kIp, f.size() - kIp, &p), Ipv4Error::kNone);
+  EXPECT_FALSE(p.is_fragment());
+}
+
+TEST(Ipv4Parse, ReadsFragmentFields) {
+  const auto good = ipv4_frame(kMacB, kMacA, kIpA, kIpB, 17, bytes("12345678"));
+  struct Case {
+    uint16_t word;
+    bool mf;
+    uint32_t offset;
+  };
+  const Case cases[] = {
+      {0x4000, false, 0},          // DF: whole
+      {0x2000, true, 0},           // first fragment
+      {0x0001, false, 8},          // last fragment at 8
+      {0x40b9, false, 0xb9 * 8},   // last fragment with DF (meaningless, accepted)
+      {0x3fff, true, 0x1fff * 8},  // the largest offset: 65528
+  };
+  for (const Case& c : cases) {
+    auto f = good;
+    put16(f, kIp + 6, c.word);
+    fix_ip_checksum(f);
+    Ipv4Packet p;
+    ASSERT_EQ(parse_ipv4(f.data() + kIp, f.size() - kIp, &p), Ipv4Error::kNone) << c.word;
+    EXPECT_EQ(p.more_fragments, c.mf) << c.word;
+    EXPECT_EQ(p.fragment_offset, c.offset) << c.word;
+    EXPECT_EQ(p.is_fragment(), c.mf || c.offset != 0) << c.word;
+  }
 }
 
 TEST(Ipv4Parse, EveryTruncationIsRejected) {
@@ -121,6 +145,11 @@ TEST(Ipv4Write, HeaderMatchesReferenceAndParses) {
   EXPECT_EQ(load16(h + 2), 120);
   EXPECT_EQ(load16(h + 6), 0x4000);
   EXPECT_EQ(h[8], 64);
+  EXPECT_EQ(ref_checksum(h, 20), 0);
+  // A fragment: MF and the offset in 8-byte units, DF clear.
+  write_ipv4(h, kIpA, kIpB, kProtoUdp, 7, 1480, kIpv4MoreFragments | (2960 / 8));
+  EXPECT_EQ(load16(h + 2), 1500);
+  EXPECT_EQ(load16(h + 6), 0x2000 | 370);
   EXPECT_EQ(ref_checksum(h, 20), 0);
 }
 
