@@ -34,6 +34,8 @@ const char* usage_text() {
          "                        implies --vms 1 when --vms is not given\n"
          "      --switch-seed S   seed of the switch's random link faults (default 1)\n"
          "      --vm I:ARGS       append ARGS to VM I's command line only (repeatable)\n"
+         "      --control PATH    serve the control socket at PATH (pause, kill, restart, partition,\n"
+         "                        link faults, clock skew: see vmctl --sock PATH help); implies --vms 1\n"
          "\n"
          "exit status: the guest's debug-exit status (a cluster: 0 if every VM exited 0, else the\n"
          "first nonzero status in VM order); 120 if the guest crashed (triple fault,\n"
@@ -242,6 +244,10 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     else if (name == "--gateway") parse_gateway(take_value(), r.cluster);
     else if (name == "--switch-seed") r.cluster.switch_seed = parse_seed(take_value());
     else if (name == "--vm") parse_vm_cmdline(take_value(), r.cluster);
+    else if (name == "--control") {
+      r.cluster.control = take_value();
+      if (r.cluster.control.empty()) throw UsageError("--control needs a socket path");
+    }
     else if (name == "-h" || name == "--help") {
       r.command = CliCommand::kHelp;
       return r;
@@ -249,7 +255,7 @@ CliResult parse_cli(const std::vector<std::string>& args) {
   }
   if (r.config.kernel.empty()) throw UsageError("no kernel given (use -k FILE)");
   ClusterConfig& c = r.cluster;
-  if (c.gateway_base != 0 && c.vms == 0) c.vms = 1;
+  if ((c.gateway_base != 0 || !c.control.empty()) && c.vms == 0) c.vms = 1;
   if (c.gateway_base != 0 && c.gateway_base + c.vms - 1 > 65535)
     throw UsageError("--gateway " + std::to_string(c.gateway_base) + " leaves no host port for VM " +
                      std::to_string(65535 - c.gateway_base + 1) + " (ports BASE to BASE+N-1 must exist)");

@@ -63,6 +63,7 @@ struct ClusterConfig {
   uint64_t switch_seed = 1;            // seeds the switch's fault decisions
   // --vm I:ARGS, appended to VM I's command line (a role, a node id...).
   std::map<int, std::string> vm_cmdline;
+  std::string control;  // --control PATH: the control socket (vmm/cluster_control.h)
 };
 
 enum class CliCommand { kRun, kHelp, kVersion };

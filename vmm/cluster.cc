@@ -1,5 +1,8 @@
 #include "vmm/cluster.h"
 
+#include "vmm/cluster_control.h"
+#include "vmm/control/control_server.h"
+
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -109,25 +112,72 @@ Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc)
   }
   const bool shared_stdout = base_.console.empty() && cc_.vms > 1;
   if (shared_stdout) console_ = std::make_unique<ConsoleLines>(cc_.vms);
+  slots_.resize(static_cast<size_t>(cc_.vms));
   for (int i = 0; i < cc_.vms; ++i) {
-    MachineIo io;
-    if (cc_.vms > 1) io.name = "vm " + std::to_string(i);
-    if (console_) io.console = [this, i](uint8_t b) { console_->byte(i, b); };
+    auto extra = cc_.vm_cmdline.find(i);
+    slots_[i].config = cluster_vm_config(base_, i, extra == cc_.vm_cmdline.end() ? "" : extra->second);
     try {
-      const std::string port = cluster_port_name(i);
-      NetConnector connect = [this, port](std::shared_ptr<net::FrameSink> sink) {
-        return switch_.attach(port, std::move(sink));
-      };
-      auto extra = cc_.vm_cmdline.find(i);
-      const VmConfig vc = cluster_vm_config(base_, i, extra == cc_.vm_cmdline.end() ? "" : extra->second);
-      machines_.push_back(std::make_unique<Machine>(vc, std::move(io), std::move(connect)));
+      slots_[i].machine = make_machine(i);
     } catch (const std::exception& e) {
       throw std::runtime_error("vm " + std::to_string(i) + ": " + e.what());
     }
   }
 }
 
-Cluster::~Cluster() = default;
+Cluster::~Cluster() {
+  shutdown();
+  for (Slot& s : slots_) {
+    if (s.thread.joinable()) s.thread.join();
+  }
+}
+
+std::unique_ptr<Machine> Cluster::make_machine(int i) {
+  MachineIo io;
+  if (cc_.vms > 1) io.name = "vm " + std::to_string(i);
+  if (console_) io.console = [this, i](uint8_t b) { console_->byte(i, b); };
+  const std::string port = cluster_port_name(i);
+  NetConnector connect = [this, port](std::shared_ptr<net::FrameSink> sink) {
+    return switch_.attach(port, std::move(sink));
+  };
+  return std::make_unique<Machine>(slots_[i].config, std::move(io), std::move(connect));
+}
+
+void Cluster::start_locked(int i) {
+  Slot& s = slots_[i];
+  s.running = true;
+  s.killed = false;
+  ++s.boots;
+  s.thread = std::thread([this, i] {
+    Machine* m;
+    {
+      std::lock_guard lock(mu_);
+      m = slots_[i].machine.get();
+    }
+    int status;
+    // A VM's failure is its own: it is logged, and the others go on.
+    try {
+      status = m->run();
+    } catch (const std::exception& e) {
+      std::cerr << "vmm: vm " + std::to_string(i) + ": " + e.what() + "\n";
+      status = kExitVmmError;
+    }
+    if (console_) console_->finish(i);
+    std::lock_guard lock(mu_);
+    Slot& s = slots_[i];
+    if (shutting_down_ && status == kKilledStatus) status = 0;
+    s.exit_status = status;
+    if (cc_.vms > 1 || s.killed) {
+      const char* why = s.killed ? " (killed)"
+                        : status == kExitGuestCrash ? " (guest crashed)"
+                        : status == kExitVmmError   ? " (VMM error)"
+                                                    : "";
+      std::cerr << "vmm: vm " + std::to_string(i) + " exited with status " + std::to_string(status) + why + "\n";
+    }
+    // Last: restart() joins this thread once it sees the VM stopped.
+    s.running = false;
+    changed_.notify_all();
+  });
+}
 
 int Cluster::run() {
   // Each message in one write: the VMs' threads share stderr.
@@ -137,35 +187,111 @@ int Cluster::run() {
               std::to_string(cc_.gateway_base + cc_.vms - 1) + " to UDP port " + std::to_string(cc_.gateway_service_port);
   std::cerr << banner + "\n";
 
-  std::vector<int> status(machines_.size(), 0);
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < machines_.size(); ++i)
-    threads.emplace_back([&, i] {
-      // A VM's failure is its own: it is logged, and the others go on.
-      try {
-        status[i] = machines_[i]->run();
-      } catch (const std::exception& e) {
-        std::cerr << "vmm: vm " + std::to_string(i) + ": " + e.what() + "\n";
-        status[i] = kExitVmmError;
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < cc_.vms; ++i) start_locked(i);
+  }
+  // The control socket serves while the VMs run; it needs them started.
+  control::CommandTable commands;
+  std::unique_ptr<control::ControlServer> server;
+  if (!cc_.control.empty()) {
+    add_cluster_commands(*this, commands);
+    server = std::make_unique<control::ControlServer>(cc_.control, commands);
+    std::cerr << "vmm: control socket " + cc_.control + "\n";
+  }
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] {
+      for (const Slot& s : slots_) {
+        if (s.running) return false;
       }
-      if (console_) console_->finish(i);
-      if (cc_.vms > 1) {
-        const char* why = status[i] == kExitGuestCrash ? " (guest crashed)"
-                          : status[i] == kExitVmmError ? " (VMM error)"
-                                                       : "";
-        std::cerr << "vmm: vm " + std::to_string(i) + " exited with status " + std::to_string(status[i]) + why + "\n";
-      }
+      return true;
     });
-  for (auto& t : threads) t.join();
+  }
+  server.reset();
+  for (Slot& s : slots_) {
+    if (s.thread.joinable()) s.thread.join();
+  }
   std::fflush(stdout);
 
-  if (base_.stats) {
-    std::cerr << "vmm: switch ports\n" + switch_.format_stats();
-    if (gateway_) std::cerr << "vmm: " + gateway_->format_stats();
-  }
-  for (int s : status)
-    if (s != 0) return s;
+  if (base_.stats) std::cerr << format_stats();
+  for (const Slot& s : slots_)
+    if (s.exit_status != 0) return s.exit_status;
   return 0;
+}
+
+std::string Cluster::format_stats() {
+  std::string out = "vmm: switch ports\n" + switch_.format_stats();
+  if (gateway_) out += "vmm: " + gateway_->format_stats();
+  return out;
+}
+
+Cluster::Slot& Cluster::slot_locked(int vm) {
+  if (vm < 0 || vm >= cc_.vms) {
+    throw std::invalid_argument("no VM " + std::to_string(vm) + " (the cluster has VMs 0 to " +
+                                std::to_string(cc_.vms - 1) + ")");
+  }
+  return slots_[static_cast<size_t>(vm)];
+}
+
+Cluster::VmStatus Cluster::status(int vm) {
+  std::lock_guard lock(mu_);
+  Slot& s = slot_locked(vm);
+  const VmState state = !s.running ? VmState::kStopped : s.machine->paused() ? VmState::kPaused : VmState::kRunning;
+  return {state, s.exit_status, s.killed, s.boots, s.machine->clock_offset()};
+}
+
+void Cluster::pause(int vm) {
+  std::lock_guard lock(mu_);
+  Slot& s = slot_locked(vm);
+  if (!s.running) throw std::runtime_error("VM " + std::to_string(vm) + " is not running");
+  if (!s.machine->pause()) throw std::runtime_error("VM " + std::to_string(vm) + "'s vCPUs did not stop within 2 s");
+}
+
+void Cluster::resume(int vm) {
+  std::lock_guard lock(mu_);
+  Slot& s = slot_locked(vm);
+  if (!s.running) throw std::runtime_error("VM " + std::to_string(vm) + " is not running");
+  s.machine->resume();
+}
+
+void Cluster::kill(int vm) {
+  std::lock_guard lock(mu_);
+  Slot& s = slot_locked(vm);
+  if (!s.running) throw std::runtime_error("VM " + std::to_string(vm) + " is not running");
+  s.killed = true;
+  s.machine->kill(kKilledStatus);
+}
+
+void Cluster::restart(int vm, bool if_stopped) {
+  std::lock_guard lock(mu_);
+  Slot& s = slot_locked(vm);
+  if (shutting_down_) throw std::runtime_error("the cluster is shutting down");
+  if (s.running) {
+    if (if_stopped) return;
+    throw std::runtime_error("VM " + std::to_string(vm) + " is running (kill it first)");
+  }
+  // Its thread has finished (it marks the VM stopped last); the old machine
+  // goes first, so its NIC leaves the switch port the new one takes.
+  if (s.thread.joinable()) s.thread.join();
+  const int64_t offset = s.machine->clock_offset();
+  s.machine.reset();
+  s.machine = make_machine(vm);
+  s.machine->set_clock_offset(offset);  // a skew outlives a reboot, like a bad RTC
+  start_locked(vm);
+}
+
+void Cluster::set_clock_offset(int vm, int64_t offset_ns) {
+  std::lock_guard lock(mu_);
+  slot_locked(vm).machine->set_clock_offset(offset_ns);
+}
+
+void Cluster::shutdown() {
+  std::lock_guard lock(mu_);
+  shutting_down_ = true;
+  for (Slot& s : slots_) {
+    if (s.running) s.machine->kill(kKilledStatus);
+  }
 }
 
 }  // namespace vmm

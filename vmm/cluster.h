@@ -9,11 +9,20 @@
 // with MAC 52:54:00:00:00:(10+i), and its command line gets
 // "ip=10.0.0.(10+i) gw=10.0.0.1" appended unless it already sets them.
 //
-// A VM that crashes or exits does not stop the others. The cluster's exit
-// status: 0 if every VM exited 0, else the first nonzero status in VM order.
+// A VM that crashes or exits does not stop the others. The cluster runs
+// until no VM is running; its exit status: 0 if every VM exited 0, else the
+// first nonzero status in VM order.
+//
+// With --control PATH the cluster also serves the control socket
+// (vmm/control/, commands in cluster_control.cc): the nemesis pauses,
+// resumes, kills and restarts VMs (a restarted VM boots again from the
+// same configuration and disk), cuts and heals links and skews clocks.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,16 +59,56 @@ class Cluster {
   int run();
 
   net::Switch& network() { return switch_; }
+  int vms() const { return cc_.vms; }
+
+  // ---- Control: any thread; each throws std::invalid_argument (bad VM
+  // index) or std::runtime_error (the VM is not in a state for it) ----------
+  enum class VmState { kRunning, kPaused, kStopped };
+  struct VmStatus {
+    VmState state;
+    int exit_status;  // when stopped
+    bool killed;      // stopped by kill(), not by the guest
+    int boots;        // 1 + restarts
+    int64_t clock_offset_ns;
+  };
+  VmStatus status(int vm);
+  void pause(int vm);
+  void resume(int vm);
+  void kill(int vm);
+  // Boots a stopped VM again (same configuration, same disk). With
+  // `if_stopped`, a running VM is left alone instead of being an error.
+  void restart(int vm, bool if_stopped = false);
+  void set_clock_offset(int vm, int64_t offset_ns);
+  // Stops every VM; run() then returns 0 unless a VM had failed before.
+  void shutdown();
+  std::string format_stats();
 
  private:
   class ConsoleLines;
+  struct Slot {
+    VmConfig config;
+    std::unique_ptr<Machine> machine;
+    std::thread thread;
+    bool running = false;
+    int exit_status = 0;
+    bool killed = false;
+    int boots = 0;
+  };
+  static constexpr int kKilledStatus = 137;  // as a shell reports SIGKILL
+
+  std::unique_ptr<Machine> make_machine(int vm);
+  void start_locked(int vm);  // mu_ held
+  Slot& slot_locked(int vm);  // mu_ held; throws for a bad index
 
   VmConfig base_;
   ClusterConfig cc_;
   net::Switch switch_;
   std::unique_ptr<net::Gateway> gateway_;
   std::unique_ptr<ConsoleLines> console_;  // null when each VM has its own console file
-  std::vector<std::unique_ptr<Machine>> machines_;
+  std::mutex mu_;
+  std::condition_variable changed_;  // a VM stopped
+  std::vector<Slot> slots_;
+  bool shutting_down_ = false;
 };
 
 }  // namespace vmm

@@ -199,7 +199,11 @@ int Machine::run() {
                 (config_.vcpus > 1 ? "s" : "") + ", " + std::to_string(config_.mem_bytes >> 20) + " MiB\n");
   install_kick_handler();
   const uint64_t start = now_ns();
-  for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_loop(static_cast<int>(i)); });
+  {
+    // Under control_mu_: a pause() from the control socket reads threads_.
+    std::lock_guard lock(control_mu_);
+    for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_loop(static_cast<int>(i)); });
+  }
   for (auto& t : threads_) t.join();
   const double seconds = (now_ns() - start) / 1e9;
   if (console_) std::fflush(console_);
@@ -228,17 +232,57 @@ void Machine::request_stop(int status) {
   bool expected = false;
   if (!stopping_.compare_exchange_strong(expected, true)) return;
   status_ = status;
+  std::lock_guard lock(control_mu_);
+  kick_all_locked();
+  pause_cv_.notify_all();  // parked vCPUs see stopping_ and leave
+}
+
+void Machine::kick_all_locked() {
+  // immediate_exit first: a vCPU between its checks and KVM_RUN then leaves
+  // KVM_RUN at once, so no kick is lost (see vcpu_loop).
   for (size_t i = 0; i < vcpus_.size(); ++i) {
     vcpus_[i]->run_area()->immediate_exit = 1;
     if (i < threads_.size()) pthread_kill(threads_[i].native_handle(), kKickSignal);
   }
 }
 
+bool Machine::pause() {
+  std::unique_lock lock(control_mu_);
+  paused_ = true;
+  kick_all_locked();
+  if (threads_.empty()) return true;  // not started: vCPUs park before their first entry
+  return pause_cv_.wait_for(lock, std::chrono::seconds(2),
+                            [this] { return stopping_ || parked_ == static_cast<int>(vcpus_.size()); });
+}
+
+void Machine::resume() {
+  std::lock_guard lock(control_mu_);
+  paused_ = false;
+  pause_cv_.notify_all();
+}
+
+void Machine::kill(int status) { request_stop(status); }
+
+void Machine::set_clock_offset(int64_t offset_ns) { time_page_.set(offset_ns, time_page_.uncertainty_ns()); }
+
 void Machine::vcpu_loop(int index) {
   Vcpu& vcpu = *vcpus_[index];
   ExitStats& stats = stats_[index];
   try {
     while (!stopping_) {
+      // Clear the kick before looking at the flags (pause() and
+      // request_stop() set the flag, then the kick): a pause that lands
+      // after this line is seen below or makes KVM_RUN return at once.
+      vcpu.run_area()->immediate_exit = 0;
+      if (paused_) {
+        std::unique_lock lock(control_mu_);
+        ++parked_;
+        pause_cv_.notify_all();
+        pause_cv_.wait(lock, [this] { return !paused_ || stopping_; });
+        --parked_;
+        continue;
+      }
+      if (stopping_) break;
       const bool ran = vcpu.run();
       const uint64_t t0 = now_ns();
       if (!ran) {

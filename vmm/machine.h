@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -59,6 +60,20 @@ class Machine {
 
   int run();
 
+  // ---- Control (the nemesis and the control socket); any thread ----------
+  // Stops every vCPU at its next exit (kicked out of KVM_RUN) and waits up
+  // to 2 s until all are parked; false if they did not park in time. Device
+  // I/O threads keep running: frames for a paused VM queue up or drop, as
+  // for a real stopped machine. Idempotent.
+  bool pause();
+  void resume();
+  bool paused() const { return paused_.load(); }
+  // Ends the VM now, as a power cut would: run() returns `status`.
+  void kill(int status);
+  // Skews this VM's clock (the time page's offset, boot/platform.h).
+  void set_clock_offset(int64_t offset_ns);
+  int64_t clock_offset() const { return time_page_.offset_ns(); }
+
  private:
   // Where the vCPU starts: the kernel's PVH entry and %ebx.
   struct BootEntry {
@@ -112,6 +127,14 @@ class Machine {
   int run_area_size_ = 0;
 
   std::atomic<bool> stopping_{false};
+  // Pausing: vCPUs park on pause_cv_ while paused_; parked_ counts them.
+  // control_mu_ also orders kicks against run() starting the threads.
+  std::atomic<bool> paused_{false};
+  std::mutex control_mu_;
+  std::condition_variable pause_cv_;
+  int parked_ = 0;
+  // Kicks every started vCPU out of KVM_RUN; control_mu_ held.
+  void kick_all_locked();
   std::atomic<int> status_{0};
   std::mutex report_mu_;
 
