@@ -129,7 +129,7 @@ TEST_ARTIFACTS := all freestanding-check $(addprefix $(BUILD)/san/,$(HOST_PROGRA
 freestanding-check: $(patsubst %.cc,$(BUILD)/obj/guest/%.o,$(SG_SRCS))
 
 run: all
-	@scripts/run --stats --cmdline "console=ttyS0 hello=from-make-run"
+	@scripts/raft demo --nodes 3
 
 test: deps
 	@$(MAKE) --no-print-directory -j2 $(TEST_ARTIFACTS)

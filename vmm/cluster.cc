@@ -187,17 +187,18 @@ int Cluster::run() {
               std::to_string(cc_.gateway_base + cc_.vms - 1) + " to UDP port " + std::to_string(cc_.gateway_service_port);
   std::cerr << banner + "\n";
 
-  {
-    std::lock_guard lock(mu_);
-    for (int i = 0; i < cc_.vms; ++i) start_locked(i);
-  }
-  // The control socket serves while the VMs run; it needs them started.
+  // The control socket first: a path that cannot be bound is a setup
+  // error, reported before any VM boots.
   control::CommandTable commands;
   std::unique_ptr<control::ControlServer> server;
   if (!cc_.control.empty()) {
     add_cluster_commands(*this, commands);
     server = std::make_unique<control::ControlServer>(cc_.control, commands);
     std::cerr << "vmm: control socket " + cc_.control + "\n";
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < cc_.vms; ++i) start_locked(i);
   }
   {
     std::unique_lock lock(mu_);

@@ -3,10 +3,13 @@
 //
 //   kvctl [--gateway BASE] [--nodes N] [--timeout S] put KEY VALUE
 //   kvctl ... get KEY | del KEY | cas KEY EXPECTED NEW | cas KEY --absent NEW
+//   kvctl ... bench N       N puts then N gets, one at a time: throughput,
+//                           latency percentiles, and which node led
 //
 // Exit status: 0 done (get prints the value, or "(absent)"), 1 a cas whose
 // expected value did not match (definitely not applied), 3 no answer in
 // time (the operation may or may not have taken effect), 2 usage.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <iostream>
@@ -32,6 +35,7 @@ const char kUsage[] =
     "usage: kvctl [--gateway BASE] [--nodes N] [--timeout SECONDS] COMMAND\n"
     "  put KEY VALUE        get KEY        del KEY\n"
     "  cas KEY EXPECTED NEW (EXPECTED may be --absent)\n"
+    "  bench N              N puts, then N gets: ops/s and p50/p99 latency\n"
     "  --gateway BASE   host port of VM 0's gateway relay (default 7100)\n"
     "  --nodes N        servers in the cluster (default 3)\n"
     "  --timeout S      give up after S seconds (default 5)\n";
@@ -47,6 +51,64 @@ bool parse_uint(const std::string& s, unsigned long max, unsigned long* out) {
   if (ec != std::errc() || p != s.data() + s.size() || v > max) return false;
   *out = v;
   return true;
+}
+
+// One phase of the benchmark: n operations of one kind, sequentially.
+struct Phase {
+  uint64_t ok = 0, failed = 0;
+  std::vector<double> latency_ms;
+  double seconds = 0;
+};
+
+void print_phase(const char* name, Phase& p) {
+  std::sort(p.latency_ms.begin(), p.latency_ms.end());
+  auto pct = [&](double q) {
+    if (p.latency_ms.empty()) return 0.0;
+    return p.latency_ms[std::min(p.latency_ms.size() - 1, static_cast<size_t>(q * p.latency_ms.size()))];
+  };
+  std::printf("kvctl: %-4s %6lu ok %4lu failed  %8.1f ops/s  p50 %7.2f ms  p99 %7.2f ms\n", name,
+              static_cast<unsigned long>(p.ok), static_cast<unsigned long>(p.failed),
+              p.seconds > 0 ? p.ok / p.seconds : 0.0, pct(0.50), pct(0.99));
+}
+
+int run_bench(uint16_t gateway, unsigned long nodes, unsigned long timeout_s, unsigned long n) {
+  try {
+    sg::clients::UdpRuntime runtime(gateway, nodes);
+    sg::clients::UdpEnv& env = runtime.add_client(runtime.fresh_client_id());
+    sg::raft::KvClientConfig config;
+    for (sg::NodeId id = 1; id <= nodes; ++id) config.servers.push_back(id);
+    config.op_timeout = timeout_s * 1'000'000'000ull;
+    sg::raft::KvClient client(env, config);
+    env.set_node(&client);
+    Phase phases[2];
+    for (int phase = 0; phase < 2; ++phase) {
+      Phase& p = phases[phase];
+      const sg::TimeNs start = runtime.now();
+      for (unsigned long i = 0; i < n; ++i) {
+        std::optional<KvOutcome> outcome;
+        auto done = [&](KvOutcome o, const std::optional<std::string>&) { outcome = o; };
+        const std::string key = "bench-" + std::to_string(i % 16);
+        const sg::TimeNs t0 = runtime.now();
+        if (phase == 0) client.put(key, "value-" + std::to_string(i), done);
+        else client.get(key, done);
+        runtime.run_until([&] { return outcome.has_value(); }, (timeout_s + 5) * 1'000'000'000ull);
+        if (outcome == KvOutcome::kOk) {
+          ++p.ok;
+          p.latency_ms.push_back((runtime.now() - t0) / 1e6);
+        } else {
+          ++p.failed;
+        }
+      }
+      p.seconds = (runtime.now() - start) / 1e9;
+    }
+    print_phase("put", phases[0]);
+    print_phase("get", phases[1]);
+    std::printf("kvctl: leader node %u (10.0.0.%u)\n", client.leader_guess(), 9 + client.leader_guess());
+    return phases[0].failed + phases[1].failed == 0 ? 0 : kExitUnknown;
+  } catch (const std::exception& e) {
+    std::cerr << "kvctl: " << e.what() << "\n";
+    return kExitUnknown;
+  }
 }
 
 }  // namespace
@@ -75,6 +137,11 @@ int main(int argc, char** argv) {
   if (i >= args.size()) return usage_error("no command");
   const std::string cmd = args[i++];
   std::vector<std::string> rest(args.begin() + static_cast<long>(i), args.end());
+  if (cmd == "bench") {
+    unsigned long n = 0;
+    if (rest.size() != 1 || !parse_uint(rest[0], 1000000, &n) || n == 0) return usage_error("bench takes N, 1-1000000");
+    return run_bench(static_cast<uint16_t>(gateway), nodes, timeout_s, n);
+  }
   const size_t want = cmd == "put" ? 2 : cmd == "get" || cmd == "del" ? 1 : cmd == "cas" ? 3 : 0;
   if (want == 0) return usage_error("unknown command \"" + cmd + "\"");
   if (rest.size() != want) return usage_error(cmd + " takes " + std::to_string(want) + " argument(s)");
