@@ -17,3 +17,10 @@ BENCH_TARGETS += bench-raft-election
 .PHONY: bench-raft-election
 bench-raft-election: $(BUILD)/raft-election-bench
 	scripts/bench-raft-election
+
+# The Raft service across VMs: throughput, latency, failover on virtio-net
+# and e1000 (build/bench/raft.md).
+BENCH_TARGETS += bench-raft
+.PHONY: bench-raft
+bench-raft: all
+	scripts/bench-raft
