@@ -53,6 +53,22 @@ bool parse_uint(const std::string& s, unsigned long max, unsigned long* out) {
   return true;
 }
 
+// One client of the cluster with a fresh session id, on `runtime`.
+struct Session {
+  Session(sg::clients::UdpRuntime& runtime, unsigned long nodes, unsigned long timeout_s)
+      : env(runtime.add_client(runtime.fresh_client_id())), client(env, config_for(nodes, timeout_s)) {
+    env.set_node(&client);
+  }
+  static sg::raft::KvClientConfig config_for(unsigned long nodes, unsigned long timeout_s) {
+    sg::raft::KvClientConfig config;
+    for (sg::NodeId id = 1; id <= nodes; ++id) config.servers.push_back(id);
+    config.op_timeout = timeout_s * 1'000'000'000ull;
+    return config;
+  }
+  sg::clients::UdpEnv& env;
+  sg::raft::KvClient client;
+};
+
 // One phase of the benchmark: n operations of one kind, sequentially.
 struct Phase {
   uint64_t ok = 0, failed = 0;
@@ -74,12 +90,8 @@ void print_phase(const char* name, Phase& p) {
 int run_bench(uint16_t gateway, unsigned long nodes, unsigned long timeout_s, unsigned long n) {
   try {
     sg::clients::UdpRuntime runtime(gateway, nodes);
-    sg::clients::UdpEnv& env = runtime.add_client(runtime.fresh_client_id());
-    sg::raft::KvClientConfig config;
-    for (sg::NodeId id = 1; id <= nodes; ++id) config.servers.push_back(id);
-    config.op_timeout = timeout_s * 1'000'000'000ull;
-    sg::raft::KvClient client(env, config);
-    env.set_node(&client);
+    Session session(runtime, nodes, timeout_s);
+    sg::raft::KvClient& client = session.client;
     Phase phases[2];
     for (int phase = 0; phase < 2; ++phase) {
       Phase& p = phases[phase];
@@ -159,12 +171,8 @@ int main(int argc, char** argv) {
 
   try {
     sg::clients::UdpRuntime runtime(static_cast<uint16_t>(gateway), nodes);
-    sg::clients::UdpEnv& env = runtime.add_client(runtime.fresh_client_id());
-    sg::raft::KvClientConfig config;
-    for (sg::NodeId id = 1; id <= nodes; ++id) config.servers.push_back(id);
-    config.op_timeout = timeout_s * 1'000'000'000ull;
-    sg::raft::KvClient client(env, config);
-    env.set_node(&client);
+    Session session(runtime, nodes, timeout_s);
+    sg::raft::KvClient& client = session.client;
 
     std::optional<KvOutcome> outcome;
     std::optional<std::string> value;
