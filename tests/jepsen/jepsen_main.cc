@@ -2,7 +2,7 @@
 //
 //   jepsen --control SOCK [--gateway BASE] [--nodes N] [--clients C] [--keys K]
 //          [--time S] [--nemesis none|partition|kill|pause|clock|all]
-//          [--interval S] [--seed X] [--history FILE]
+//          [--interval S] [--seed X] [--history FILE] [--prefix P]
 //
 // Concurrent clients (real KvClient state machines on the host, through the
 // switch's gateway) run random get/put/del/cas operations on a few keys
@@ -51,12 +51,13 @@ struct Options {
   jepsen::NemesisKind nemesis = jepsen::NemesisKind::kAll;
   uint64_t seed = 0;
   std::string history = "build/jepsen/history.jsonl";
+  std::string prefix;  // of every key this run touches
 };
 
 const char kUsage[] =
     "usage: jepsen --control SOCK [--gateway BASE] [--nodes N] [--clients C] [--keys K]\n"
     "              [--time S] [--nemesis none|partition|kill|pause|clock|all]\n"
-    "              [--interval S] [--seed X] [--history FILE]\n";
+    "              [--interval S] [--seed X] [--history FILE] [--prefix P]\n";
 
 bool parse_u64(const std::string& s, uint64_t lo, uint64_t hi, uint64_t* out) {
   uint64_t v = 0;
@@ -79,6 +80,7 @@ std::optional<Options> parse(const std::vector<std::string>& args) {
     uint64_t n = 0;
     bool good = true;
     if (k == "--control") o.control = v;
+    else if (k == "--prefix") o.prefix = v;
     else if (k == "--history") o.history = v;
     else if (k == "--gateway") good = parse_u64(v, 1, 65535, &n) && (o.gateway = static_cast<uint16_t>(n));
     else if (k == "--nodes") good = parse_u64(v, 1, 64, &n) && (o.nodes = static_cast<int>(n));
@@ -131,7 +133,7 @@ struct Client {
 class Workload {
  public:
   Workload(sg::clients::UdpRuntime& rt, checker::History& h, const Options& o)
-      : rt_(rt), h_(h), keys_(o.keys), rng_(o.seed ^ 0x5eed) {
+      : rt_(rt), h_(h), keys_(o.keys), prefix_(o.prefix), rng_(o.seed ^ 0x5eed) {
     for (int i = 0; i < o.clients; ++i) {
       sg::clients::UdpEnv& env = rt.add_client(rt.fresh_client_id());
       sg::raft::KvClientConfig cfg;
@@ -161,7 +163,7 @@ class Workload {
   bool final_reads(TimeNs deadline) {
     Client& c = clients_.front();
     for (int k = 0; k < keys_; ++k) {
-      const std::string key = "k" + std::to_string(k);
+      const std::string key = key_name(k);
       bool done = false;
       while (!done && rt_.now() < deadline) {
         std::optional<KvOutcome> outcome;
@@ -192,7 +194,7 @@ class Workload {
   }
 
   void start(Client& c) {
-    const std::string key = "k" + std::to_string(rng_() % static_cast<uint64_t>(keys_));
+    const std::string key = key_name(static_cast<int>(rng_() % static_cast<uint64_t>(keys_)));
     const std::string value = std::to_string(c.id) + "-" + std::to_string(++written_);
     const uint64_t dice = rng_() % 100;
     if (dice < 45) {
@@ -222,9 +224,14 @@ class Workload {
     }
   }
 
+  // Keys of this run: a cluster that served an earlier run still holds
+  // that run's keys, and the checker assumes every key starts absent.
+  std::string key_name(int k) const { return prefix_ + "k" + std::to_string(k); }
+
   sg::clients::UdpRuntime& rt_;
   checker::History& h_;
   int keys_;
+  std::string prefix_;
   std::mt19937_64 rng_;
   std::vector<Client> clients_;
   std::map<std::string, std::string> last_written_;
