@@ -8,3 +8,9 @@ NET_SRCS := $(addprefix guest-kernel/net/,wire.cc stats.cc parse.cc arp.cc icmp.
 # tests/unit/net are registered here (as virtio/module.mk does for its own).
 UNIT_TESTS += net
 net_TEST_SRCS := $(NET_SRCS) $(wildcard tests/unit/net/*.cc)
+
+# virtio-net against e1000, guest to guest (build/bench/net.{md,png}).
+BENCH_TARGETS += bench-net
+.PHONY: bench-net
+bench-net: all
+	scripts/bench-net

@@ -73,6 +73,7 @@ class Window {
     closed_ = true;
   }
   bool is_open() const { return open_ && !closed_; }
+  uint64_t opened_at() const { return t_open_; }
   void print() const {
     kprintf("netbench: nic name=%s interrupts=%lu tx_frames=%lu rx_frames=%lu tx_dropped=%lu rx_dropped=%lu "
             "window_ns=%lu vmm_marks=%d\n",
@@ -200,8 +201,13 @@ uint32_t run_sink(Stack& s, const bench::Args& a) {
   if (fin) wait_for(kLingerNs, [&] { return now() - done_at >= kLingerNs; });
   const uint64_t span = datagrams > 1 ? last_ns - first_ns : 0;
   const uint64_t expected = fin ? sent_total : (datagrams ? max_seq + 1 : 0);
-  kprintf("netbench: sink size=%lu datagrams=%lu bytes=%lu span_ns=%lu sent=%lu lost=%lu fin=%d foreign=%lu\n",
-          datagrams ? static_cast<unsigned long>(bytes / datagrams) : 0UL, datagrams, bytes, span, expected,
+  // first_at/last_at: when the stream's first and last datagram came,
+  // after the window opened (the HELLO): shows a receiver still catching
+  // up long after the sender stopped.
+  kprintf("netbench: sink size=%lu datagrams=%lu bytes=%lu span_ns=%lu first_at_ns=%lu last_at_ns=%lu sent=%lu "
+          "lost=%lu fin=%d foreign=%lu\n",
+          datagrams ? static_cast<unsigned long>(bytes / datagrams) : 0UL, datagrams, bytes, span,
+          datagrams ? first_ns - window.opened_at() : 0UL, datagrams ? last_ns - window.opened_at() : 0UL, expected,
           expected > datagrams ? expected - datagrams : 0UL, fin ? 1 : 0, foreign);
   window.print();
   return datagrams > 1 ? platform::kStatusOk : platform::kStatusTestsFailed;
