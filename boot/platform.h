@@ -12,6 +12,19 @@ constexpr uint16_t kSerialPort = 0x3f8;     // COM1, 16550
 constexpr uint16_t kDebugExitPort = 0xf4;   // write a status to end the VM
 constexpr uint32_t kDebugExitSize = 4;
 
+// The benchmark mark port: a 32-bit write of kBenchMarkStart or
+// kBenchMarkEnd makes our VMM snapshot this VM's counters (KVM's exit
+// counters, its own exit counts, the NIC's), so that `--stats` reports the
+// measurement window alone. A 32-bit read returns kBenchMarkPresent, so
+// the guest can tell (QEMU has nothing here: reads give all ones, writes
+// are ignored). Not 0x510, the usual spare: QEMU's fw_cfg lives there and
+// our kernel also runs under QEMU.
+constexpr uint16_t kBenchMarkPort = 0xf8;
+constexpr uint32_t kBenchMarkSize = 4;
+constexpr uint32_t kBenchMarkStart = 1;
+constexpr uint32_t kBenchMarkEnd = 2;
+constexpr uint32_t kBenchMarkPresent = 0x4b52414d;  // "MARK"
+
 // Status the guest writes. Our VMM exits with it unchanged; QEMU's
 // isa-debug-exit exits with (status << 1) | 1, which scripts/run undoes.
 // So statuses must stay below 128.

@@ -2,6 +2,7 @@
 
 #include <linux/kvm.h>
 
+#include <atomic>
 #include <cstdio>
 
 namespace vmm {
@@ -31,10 +32,31 @@ const char* exit_reason_name(uint32_t reason) {
   }
 }
 
+namespace {
+// One writer per ExitStats: a relaxed load-add-store is enough, and
+// compiles to what a plain increment does.
+void add_relaxed(uint64_t& field, uint64_t v) {
+  std::atomic_ref<uint64_t> a(field);
+  a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+}
+uint64_t load_relaxed(const uint64_t& field) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_relaxed);
+}
+}  // namespace
+
 void ExitStats::record(uint32_t exit_reason, uint64_t handling_ns) {
   Entry& e = entries_[exit_reason < kReasons ? exit_reason : kReasons - 1];
-  ++e.count;
-  e.handling_ns += handling_ns;
+  add_relaxed(e.count, 1);
+  add_relaxed(e.handling_ns, handling_ns);
+}
+
+ExitStats ExitStats::snapshot() const {
+  ExitStats copy;
+  for (uint32_t r = 0; r < kReasons; ++r) {
+    copy.entries_[r].count = load_relaxed(entries_[r].count);
+    copy.entries_[r].handling_ns = load_relaxed(entries_[r].handling_ns);
+  }
+  return copy;
 }
 
 void ExitStats::merge(const ExitStats& other) {

@@ -17,7 +17,11 @@ class ExitStats {
     uint64_t count = 0;
     uint64_t handling_ns = 0;
   };
+  // Only the owning vCPU thread records; snapshot() may run on any thread
+  // at any time (the benchmark's mark port): both go through relaxed
+  // atomic accesses, which on x86 are plain loads and stores.
   void record(uint32_t exit_reason, uint64_t handling_ns);
+  ExitStats snapshot() const;
   void merge(const ExitStats& other);
   uint64_t total() const;
   // Reasons with at least one exit, in reason order.

@@ -67,7 +67,8 @@ std::vector<KvmStats::Counter> KvmStats::parse_descriptors(std::span<const uint8
     const uint32_t type = d.flags & KVM_STATS_TYPE_MASK;
     const bool single = type == KVM_STATS_TYPE_CUMULATIVE || type == KVM_STATS_TYPE_INSTANT ||
                         type == KVM_STATS_TYPE_PEAK;
-    if (single && d.size == 1) counters.push_back({std::string(name, name_len), d.offset});
+    if (single && d.size == 1)
+      counters.push_back({std::string(name, name_len), d.offset, type == KVM_STATS_TYPE_CUMULATIVE});
   }
   *data_offset = header.data_offset;
   return counters;
@@ -124,6 +125,13 @@ std::map<std::string, uint64_t> KvmStats::read() const {
     std::memcpy(&v, data.data() + c.offset, sizeof v);
     values[c.name] = v;
   }
+  return values;
+}
+
+std::map<std::string, uint64_t> KvmStats::read_cumulative() const {
+  std::map<std::string, uint64_t> values = read();
+  for (const auto& c : counters_)
+    if (!c.cumulative) values.erase(c.name);
   return values;
 }
 

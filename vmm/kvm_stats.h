@@ -27,6 +27,9 @@ class KvmStats {
   struct Counter {
     std::string name;
     uint32_t offset;  // in the data block
+    // Only cumulative counters have meaningful differences; instant and
+    // peak values (e.g. "blocking", "halt_poll_fail_hist" peaks) do not.
+    bool cumulative = false;
   };
 
   // Opens the statistics of a VM or vCPU file descriptor. Nothing if this
@@ -40,6 +43,9 @@ class KvmStats {
 
   // Current values of every single-value counter (histograms are skipped).
   std::map<std::string, uint64_t> read() const;
+  // The same, cumulative counters only: what a window's difference means.
+  std::map<std::string, uint64_t> read_cumulative() const;
+  const std::vector<Counter>& counters() const { return counters_; }
 
  private:
   KvmStats(int fd, std::vector<Counter> counters, uint32_t data_offset);

@@ -13,6 +13,7 @@
 #include "virtio/host/virtio_blk.h"
 #include "virtio/host/virtio_net.h"
 #include "vmm/cpu_state.h"
+#include "vmm/devices/bench_mark.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/e1000/e1000.h"
 #include "vmm/devices/uart16550.h"
@@ -126,6 +127,8 @@ void Machine::setup_devices() {
              request_stop(status > 255 ? 255 : static_cast<int>(status));
            }),
            "debug-exit");
+  pio_.add(platform::kBenchMarkPort, platform::kBenchMarkSize,
+           std::make_shared<BenchMark>([this](uint32_t what) { bench_mark(what); }), "bench-mark");
 
   // MSI routing for PCI devices. Every x86 KVM since Linux 3.5 has these;
   // a sandboxed /dev/kvm might not, and then we say what is missing.
@@ -162,6 +165,7 @@ void Machine::setup_virtio(const NetConnector& connect_net) {
     } else {
       auto dev = std::make_shared<VirtioNetDevice>(mem_, *gsi_router_, config_.mac, connect);
       virtio_.emplace_back(pci_->add(dev), dev);
+      virtio_net_ = dev;
     }
   }
   for (auto& [slot, dev] : virtio_) dev->start();
@@ -190,6 +194,54 @@ void Machine::setup_vcpus(const BootEntry& boot) {
     vcpus_.push_back(std::move(vcpu));
   }
   stats_.resize(vcpus_.size());
+
+  // KVM's own exit counters (Linux 5.14+). Missing ones are not fatal: the
+  // VM runs, and --stats says why they are absent.
+  try {
+    for (const auto& v : vcpus_) {
+      auto k = KvmStats::open(v->fd());
+      if (!k) {
+        kvm_stats_note_ = "this KVM has no binary statistics (KVM_GET_STATS_FD)";
+        counter_sources_.kvm.clear();
+        break;
+      }
+      counter_sources_.kvm.push_back(std::move(*k));
+    }
+  } catch (const std::exception& e) {
+    kvm_stats_note_ = e.what();
+    counter_sources_.kvm.clear();
+  }
+  counter_sources_.userspace = [this] {
+    ExitStats all;
+    for (const auto& s : stats_) all.merge(s.snapshot());
+    return all;
+  };
+  if (e1000_) counter_sources_.nic = [this] { return nic_counters(e1000_->stats()); };
+  if (virtio_net_)
+    counter_sources_.nic = [this] {
+      return nic_counters(virtio_net_->transport_stats(), virtio_net_->stats(), virtio_net_->rx_dropped());
+    };
+}
+
+void Machine::bench_mark(uint32_t what) {
+  // On the vCPU thread that wrote the mark. A failed read of KVM's
+  // statistics loses this mark, not the VM.
+  try {
+    CounterSnapshot s = take_snapshot(counter_sources_);
+    if (what == platform::kBenchMarkStart) window_.start(std::move(s));
+    else window_.end(std::move(s));
+  } catch (const std::exception& e) {
+    std::lock_guard lock(report_mu_);
+    std::cerr << (who_ + "benchmark mark lost: " + e.what() + "\n");
+  }
+}
+
+std::string Machine::kvm_and_window_report(const CounterSnapshot& end) const {
+  std::string out = who_ + "KVM exit counters (whole run, " + std::to_string(vcpus_.size()) + " vCPU" +
+                    (vcpus_.size() > 1 ? "s" : "") + "): ";
+  out += kvm_stats_note_.empty() ? format_counters(counter_delta(end.kvm, run_start_.kvm))
+                                 : "not available: " + kvm_stats_note_;
+  return out + "\n" + window_.report(who_);
 }
 
 int Machine::run() {
@@ -198,6 +250,16 @@ int Machine::run() {
   std::cerr << (who_ + "KVM on " + describe_host_virtualization() + "; " + std::to_string(config_.vcpus) + " vCPU" +
                 (config_.vcpus > 1 ? "s" : "") + ", " + std::to_string(config_.mem_bytes >> 20) + " MiB\n");
   install_kick_handler();
+  // A failed read of KVM's statistics costs the report its KVM part only.
+  auto snapshot = [this] {
+    try {
+      return take_snapshot(counter_sources_);
+    } catch (const std::exception& e) {
+      kvm_stats_note_ = e.what();
+      return CounterSnapshot{};
+    }
+  };
+  if (config_.stats) run_start_ = snapshot();
   const uint64_t start = now_ns();
   {
     // Under control_mu_: a pause() from the control socket reads threads_.
@@ -223,6 +285,8 @@ int Machine::run() {
       report += "  (no switch: the NIC's " + std::to_string(discard_port_->frames()) +
                 " transmitted frames went nowhere)\n";
     }
+    const CounterSnapshot end = snapshot();
+    report += kvm_and_window_report(end);
     std::cerr << report;
   }
   return status_.load();

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "vmm/bench_window.h"
 #include "vmm/cli.h"
 #include "vmm/exit_stats.h"
 #include "vmm/guest_memory.h"
@@ -27,6 +28,7 @@
 namespace vmm {
 
 class VirtioPciDevice;
+class VirtioNetDevice;
 class E1000;
 namespace net {
 class DiscardPort;
@@ -95,6 +97,10 @@ class Machine {
   // First caller's status wins; every vCPU is kicked out of KVM_RUN.
   void request_stop(int status);
   void console_byte(uint8_t b);
+  // The guest's benchmark marks (boot/platform.h): snapshot the counters.
+  void bench_mark(uint32_t what);
+  // --stats: KVM's exit counters over the whole run and the marked window.
+  std::string kvm_and_window_report(const CounterSnapshot& end) const;
 
   VmConfig config_;
   MachineIo io_;
@@ -119,11 +125,19 @@ class Machine {
   std::vector<std::pair<uint32_t, std::shared_ptr<VirtioPciDevice>>> virtio_;
   std::shared_ptr<net::DiscardPort> discard_port_;  // the lone VM's NIC sends here
   std::shared_ptr<E1000> e1000_;                    // with --nic e1000
+  std::shared_ptr<VirtioNetDevice> virtio_net_;     // with --nic virtio (also in virtio_)
   uint32_t e1000_slot_ = 0;
   TimePage time_page_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> threads_;
   std::vector<ExitStats> stats_;
+  // Counters for --stats beyond the exit table (vmm/bench_window.h): KVM's
+  // per-vCPU statistics, snapshotted at run() start and end and at the
+  // guest's marks. kvm_stats_note_ says why KVM's are missing, if they are.
+  CounterSources counter_sources_;
+  CounterSnapshot run_start_;
+  MeasurementWindow window_;
+  std::string kvm_stats_note_;
   int run_area_size_ = 0;
 
   std::atomic<bool> stopping_{false};

@@ -22,6 +22,7 @@
 #include "guest-kernel/mm/heap.h"
 #include "guest-kernel/mm/page_alloc.h"
 #include "guest-kernel/mm/paging.h"
+#include "guest-kernel/net/net_bench.h"
 #include "guest-kernel/net/net_boot.h"
 #include "guest-kernel/pci/pci.h"
 #include "guest-kernel/time/clock.h"
@@ -111,6 +112,7 @@ void print_banner() {
   if (cmdline.get_uint("idle", &idle_seconds)) vm_exit(run_idle(idle_seconds));
   uint32_t net_status;
   if (net::run_demos(cmdline, &net_status)) vm_exit(net_status);
+  if (net::run_bench(cmdline, &net_status)) vm_exit(net_status);
   service::run_from_cmdline(cmdline);  // never returns when service= is given
 
   unsigned long status = platform::kStatusOk;

@@ -50,6 +50,10 @@ TEST(KvmStats, ParsesSingleCountersAndSkipsHistograms) {
   EXPECT_EQ(counters[1].name, "io_exits");
   EXPECT_EQ(counters[1].offset, 8u + 8u * 32u);
   EXPECT_EQ(counters[2].name, "blocking");
+  // Only cumulative counters have meaningful window differences.
+  EXPECT_TRUE(counters[0].cumulative);
+  EXPECT_TRUE(counters[1].cumulative);
+  EXPECT_FALSE(counters[2].cumulative);
 }
 
 TEST(KvmStats, MalformedFilesAreErrorsNotCrashes) {

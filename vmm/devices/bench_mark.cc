@@ -1,0 +1,33 @@
+#include "vmm/devices/bench_mark.h"
+
+#include <cstring>
+
+#include "boot/platform.h"
+
+namespace vmm {
+
+void BenchMark::read(uint64_t offset, uint8_t* data, uint32_t size) {
+  // The signature's bytes at their offsets (little-endian), zero past them,
+  // so that any width of read is answered consistently.
+  const uint32_t value = platform::kBenchMarkPresent;
+  for (uint32_t i = 0; i < size; ++i) {
+    const uint64_t at = offset + i;
+    data[i] = at < sizeof value ? static_cast<uint8_t>(value >> (8 * at)) : 0;
+  }
+}
+
+void BenchMark::write(uint64_t offset, const uint8_t* data, uint32_t size) {
+  uint32_t value = 0;
+  if (offset != 0 || size != sizeof value) {
+    ignored_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::memcpy(&value, data, sizeof value);
+  if (value != platform::kBenchMarkStart && value != platform::kBenchMarkEnd) {
+    ignored_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  on_mark_(value);
+}
+
+}  // namespace vmm
