@@ -1,7 +1,7 @@
 // jepsen: a Jepsen-style test of the Raft key-value cluster running in VMs.
 //
 //   jepsen --control SOCK [--gateway BASE] [--nodes N] [--clients C] [--keys K]
-//          [--time S] [--nemesis none|partition|kill|pause|clock|all]
+//          [--time S] [--nemesis none|partition|kill|pause|clock|net|all]
 //          [--interval S] [--seed X] [--history FILE] [--prefix P]
 //
 // Concurrent clients (real KvClient state machines on the host, through the
@@ -56,7 +56,7 @@ struct Options {
 
 const char kUsage[] =
     "usage: jepsen --control SOCK [--gateway BASE] [--nodes N] [--clients C] [--keys K]\n"
-    "              [--time S] [--nemesis none|partition|kill|pause|clock|all]\n"
+    "              [--time S] [--nemesis none|partition|kill|pause|clock|net|all]\n"
     "              [--interval S] [--seed X] [--history FILE] [--prefix P]\n";
 
 bool parse_u64(const std::string& s, uint64_t lo, uint64_t hi, uint64_t* out) {

@@ -1,13 +1,14 @@
 #include "tests/jepsen/nemesis.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 
 namespace jepsen {
 
 bool parse_nemesis(const std::string& name, NemesisKind* out) {
   for (NemesisKind k : {NemesisKind::kNone, NemesisKind::kPartition, NemesisKind::kKill, NemesisKind::kPause,
-                        NemesisKind::kClock, NemesisKind::kAll}) {
+                        NemesisKind::kClock, NemesisKind::kNet, NemesisKind::kAll}) {
     if (name == to_string(k)) {
       *out = k;
       return true;
@@ -23,6 +24,7 @@ const char* to_string(NemesisKind k) {
     case NemesisKind::kKill: return "kill";
     case NemesisKind::kPause: return "pause";
     case NemesisKind::kClock: return "clock";
+    case NemesisKind::kNet: return "net";
     case NemesisKind::kAll: return "all";
   }
   return "?";
@@ -35,14 +37,15 @@ Fault NemesisSchedule::next() {
   NemesisKind k = kind_;
   if (k == NemesisKind::kAll) {
     const NemesisKind kinds[] = {NemesisKind::kPartition, NemesisKind::kKill, NemesisKind::kPause,
-                                 NemesisKind::kClock};
-    k = kinds[rng_() % 4];
+                                 NemesisKind::kClock, NemesisKind::kNet};
+    k = kinds[rng_() % 5];
   }
   switch (k) {
     case NemesisKind::kPartition: return partition();
     case NemesisKind::kKill: return kill();
     case NemesisKind::kPause: return pause();
     case NemesisKind::kClock: return clock();
+    case NemesisKind::kNet: return net();
     default: return Fault{"none", {}, {}};
   }
 }
@@ -102,6 +105,27 @@ Fault NemesisSchedule::clock() {
   return Fault{"skew VM " + std::to_string(vm) + "'s clock by " + std::to_string(offset_ms) + " ms",
                {Json{{"cmd", "clock"}, {"vm", vm}, {"offset_ms", offset_ms}}},
                {Json{{"cmd", "clock"}, {"vm", vm}, {"offset_ms", 0}}}};
+}
+
+Fault NemesisSchedule::net() {
+  // The same faults on every directed link, drawn anew each time.
+  const double drop = 0.05 + (rng_() % 20) / 100.0;  // 5-24 %
+  const double dup = (rng_() % 15) / 100.0;
+  const double reorder = (rng_() % 15) / 100.0;
+  const uint64_t delay_ms = rng_() % 20, jitter_ms = rng_() % 20;
+  std::vector<Json> inject;
+  for (int from = 0; from < nodes_; ++from) {
+    for (int to = 0; to < nodes_; ++to) {
+      if (from == to) continue;
+      inject.push_back(Json{{"cmd", "link"}, {"from", from}, {"to", to}, {"drop", drop}, {"dup", dup},
+                            {"reorder", reorder}, {"delay_ms", delay_ms}, {"jitter_ms", jitter_ms}});
+    }
+  }
+  char what[160];
+  std::snprintf(what, sizeof what, "lossy links: drop %.0f%%, duplicate %.0f%%, reorder %.0f%%, delay %lu+%lu ms",
+                drop * 100, dup * 100, reorder * 100, static_cast<unsigned long>(delay_ms),
+                static_cast<unsigned long>(jitter_ms));
+  return Fault{what, inject, {Json{{"cmd", "heal"}}}};
 }
 
 std::vector<Json> NemesisSchedule::heal_all() const {

@@ -20,7 +20,9 @@ namespace jepsen {
 
 using Json = nlohmann::json;
 
-enum class NemesisKind { kNone, kPartition, kKill, kPause, kClock, kAll };
+// kNet: lossy links (drop, duplicate, delay with jitter, reorder) between
+// every pair of VMs, the frame-level faults of the switch.
+enum class NemesisKind { kNone, kPartition, kKill, kPause, kClock, kNet, kAll };
 // "none", "partition", ...; false for an unknown name.
 bool parse_nemesis(const std::string& name, NemesisKind* out);
 const char* to_string(NemesisKind k);
@@ -34,7 +36,7 @@ struct Fault {
 class NemesisSchedule {
  public:
   NemesisSchedule(NemesisKind kind, int nodes, uint64_t seed);
-  // The next fault to inject (kind kAll draws one of the four each time).
+  // The next fault to inject (kind kAll draws one of the five each time).
   Fault next();
   // Requests that undo every fault this nemesis can inject.
   std::vector<Json> heal_all() const;
@@ -44,6 +46,7 @@ class NemesisSchedule {
   Fault kill();
   Fault pause();
   Fault clock();
+  Fault net();
   NemesisKind kind_;
   int nodes_;
   std::mt19937_64 rng_;

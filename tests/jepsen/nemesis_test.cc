@@ -10,7 +10,7 @@ namespace {
 
 TEST(Nemesis, ParsesEveryKindAndRejectsOthers) {
   NemesisKind k;
-  for (const char* name : {"none", "partition", "kill", "pause", "clock", "all"}) {
+  for (const char* name : {"none", "partition", "kill", "pause", "clock", "net", "all"}) {
     ASSERT_TRUE(parse_nemesis(name, &k)) << name;
     EXPECT_STREQ(to_string(k), name);
   }
@@ -53,15 +53,24 @@ TEST(Nemesis, EveryFaultHasItsUndoAndIsReproducible) {
     const std::string cmd = fa.inject[0]["cmd"];
     kinds.insert(cmd);
     const std::map<std::string, std::string> undo = {
-        {"kill", "restart"}, {"pause", "resume"}, {"clock", "clock"}, {"partition", "heal"}};
+        {"kill", "restart"}, {"pause", "resume"}, {"clock", "clock"}, {"partition", "heal"}, {"link", "heal"}};
     EXPECT_EQ(fa.heal[0]["cmd"], undo.at(cmd));
     if (fa.inject[0].contains("vm")) {
       EXPECT_LT(fa.inject[0]["vm"].get<int>(), 5);
       EXPECT_GE(fa.inject[0]["vm"].get<int>(), 0);
     }
   }
-  EXPECT_EQ(kinds, (std::set<std::string>{"partition", "kill", "pause", "clock"}));
+  EXPECT_EQ(kinds, (std::set<std::string>{"partition", "kill", "pause", "clock", "link"}));
   EXPECT_FALSE(a.heal_all().empty());
+  // The lossy-link fault covers every directed link with probabilities.
+  NemesisSchedule n(NemesisKind::kNet, 3, 1);
+  Fault f = n.next();
+  EXPECT_EQ(f.inject.size(), 6u);
+  for (const auto& r : f.inject) {
+    EXPECT_NE(r["from"], r["to"]);
+    EXPECT_GE(r["drop"].get<double>(), 0.05);
+    EXPECT_LE(r["drop"].get<double>(), 0.25);
+  }
   EXPECT_TRUE(NemesisSchedule(NemesisKind::kNone, 3, 1).heal_all().empty());
 }
 
