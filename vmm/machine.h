@@ -26,6 +26,7 @@
 namespace vmm {
 
 class VirtioPciDevice;
+class VirtioBalloonDevice;
 class E1000;
 namespace net {
 class DiscardPort;
@@ -58,6 +59,11 @@ class Machine {
   ~Machine();
 
   int run();
+
+  // The virtio-balloon device (--balloon), nullptr without one. Its
+  // set_target_bytes(), request_stats() and readings may be used from any
+  // thread while the VM runs (the control socket's balloon commands).
+  VirtioBalloonDevice* balloon() const { return balloon_.get(); }
 
  private:
   // Where the vCPU starts: the kernel's PVH entry and %ebx.
@@ -103,6 +109,7 @@ class Machine {
   std::shared_ptr<PciBus> pci_;
   std::vector<std::pair<uint32_t, std::shared_ptr<VirtioPciDevice>>> virtio_;
   std::shared_ptr<net::DiscardPort> discard_port_;  // the lone VM's NIC sends here
+  std::shared_ptr<VirtioBalloonDevice> balloon_;    // with --balloon (also in virtio_)
   std::shared_ptr<E1000> e1000_;                    // with --nic e1000
   uint32_t e1000_slot_ = 0;
   TimePage time_page_;
