@@ -240,6 +240,15 @@ int Machine::run() {
         std::snprintf(line, sizeof line, "balloon: released %.1f MiB, RSS unknown (no /proc/self/status)\n",
                       balloon_->released_bytes() / 1048576.0);
       report += who_ + line;
+      // The guest's own view, from its last statistics report.
+      const BalloonGuestStats gs = balloon_->guest_stats();
+      const auto free_b = gs.get(virtio::VIRTIO_BALLOON_S_MEMFREE), total_b = gs.get(virtio::VIRTIO_BALLOON_S_MEMTOT);
+      if (gs.updates && free_b && total_b) {
+        const double age = std::chrono::duration<double>(std::chrono::steady_clock::now() - gs.received).count();
+        std::snprintf(line, sizeof line, "balloon: the guest reports %.1f MiB free of %.1f MiB (%.1f s ago)\n",
+                      *free_b / 1048576.0, *total_b / 1048576.0, age);
+        report += who_ + line;
+      }
     }
     if (discard_port_) {
       report += "  (no switch: the NIC's " + std::to_string(discard_port_->frames()) +
