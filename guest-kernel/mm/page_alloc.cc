@@ -59,6 +59,11 @@ void set_low_memory_handler(LowMemoryHandler fn, void* context) {
   low_memory_context = context;
 }
 
+LowMemoryHandler low_memory_handler(void** context) {
+  *context = low_memory_context;
+  return low_memory_fn;
+}
+
 namespace {
 
 // First fit over the bitmap; 0 if no run of `count` free frames exists.

@@ -39,6 +39,8 @@ void free_pages(uint64_t phys, size_t count);
 // §5.5.6.1). nullptr removes it.
 using LowMemoryHandler = size_t (*)(size_t pages_wanted, void* context);
 void set_low_memory_handler(LowMemoryHandler fn, void* context);
+// The handler now set (nullptr if none) and its context (self-tests).
+LowMemoryHandler low_memory_handler(void** context);
 
 size_t free_page_count();
 size_t total_page_count();  // RAM pages handed to the allocator at boot

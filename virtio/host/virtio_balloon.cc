@@ -357,14 +357,17 @@ bool VirtioBalloonDevice::parse_stats(const VirtqChain& chain) {
   }
   BalloonGuestStats s;
   for (uint32_t i = 0; i < count; ++i) {
-    const virtio_balloon_stat e = entries[i];  // packed: copy the fields out
-    const int slot = BalloonGuestStats::slot(e.tag);
+    // Packed (val is misaligned): the fields are read by value, never bound
+    // to a reference.
+    const uint16_t tag = entries[i].tag;
+    const uint64_t val = entries[i].val;
+    const int slot = BalloonGuestStats::slot(tag);
     if (slot < 0) {
       // §5.5.6.3: the device ignores tags it does not recognize.
       stats_.stats_unknown_tags.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    s.values[slot] = e.val;  // a repeated tag: the last one counts
+    s.values[slot] = val;  // a repeated tag: the last one counts
   }
   s.updates = guest_stats_.updates + 1;
   s.received = std::chrono::steady_clock::now();
