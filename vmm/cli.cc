@@ -25,6 +25,9 @@ const char* usage_text() {
          "      --net             a virtio-net NIC (not connected to anything in a single VM)\n"
          "      --mac MAC         the NIC's address, e.g. 52:54:00:12:34:56 (implies --net)\n"
          "      --nic virtio|e1000  the NIC model (default virtio; implies --net)\n"
+         "      --balloon         a virtio-balloon device: the guest returns memory the VMM asks for\n"
+         "      --balloon-target SIZE  the balloon's target at boot, e.g. 64M (implies --balloon;\n"
+         "                        at most the guest's RAM)\n"
          "\n"
          "cluster mode (several VMs in this process, joined by one virtual switch):\n"
          "      --vms N           run N VMs (1 to 64); VM i is 10.0.0.(10+i), MAC 52:54:00:00:00:(10+i),\n"
@@ -81,6 +84,25 @@ int64_t parse_duration_ns(std::string_view text) {
   if (value > kLimit / scale) throw UsageError("duration '" + std::string(text) + "' is too large");
   const int64_t ns = static_cast<int64_t>(value * scale);
   return negative ? -ns : ns;
+}
+
+uint64_t parse_balloon_size(std::string_view text) {
+  const auto bad = [&](const std::string& why) {
+    return UsageError("malformed balloon target '" + std::string(text) + "' (" + why + ")");
+  };
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data()) throw bad("try 64M or 1G");
+  std::string_view suffix(end, text.data() + text.size() - end);
+  unsigned shift;
+  if (suffix.empty() || suffix == "M" || suffix == "m" || suffix == "MiB") shift = 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") shift = 30;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
+  else throw bad("unknown suffix '" + std::string(suffix) + "'");
+  if (value > (kMaxGuestMem >> shift)) throw UsageError("balloon target " + std::string(text) + " is larger than 3G");
+  const uint64_t bytes = value << shift;
+  if (bytes % 4096) throw UsageError("balloon target " + std::string(text) + " is not a whole number of 4 KiB pages");
+  return bytes;
 }
 
 DiskConfig parse_disk(std::string_view text) {
@@ -230,6 +252,11 @@ CliResult parse_cli(const std::vector<std::string>& args) {
       else throw UsageError("--nic must be virtio or e1000, not '" + v + "'");
       r.config.net = true;
     }
+    else if (name == "--balloon" && !inline_value) r.config.balloon = true;
+    else if (name == "--balloon-target") {
+      r.config.balloon_target = parse_balloon_size(take_value());
+      r.config.balloon = true;
+    }
     else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
     else if (name == "--halt-poll") {
       const int64_t t = parse_duration_ns(take_value());
@@ -254,6 +281,9 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     } else throw UsageError("unknown option '" + a + "' (try 'vmm --help')");
   }
   if (r.config.kernel.empty()) throw UsageError("no kernel given (use -k FILE)");
+  if (r.config.balloon_target > r.config.mem_bytes)
+    throw UsageError("--balloon-target " + std::to_string(r.config.balloon_target >> 20) +
+                     " MiB is larger than the guest's " + std::to_string(r.config.mem_bytes >> 20) + " MiB");
   ClusterConfig& c = r.cluster;
   if ((c.gateway_base != 0 || !c.control.empty()) && c.vms == 0) c.vms = 1;
   if (c.gateway_base != 0 && c.gateway_base + c.vms - 1 > 65535)

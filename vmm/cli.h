@@ -1,6 +1,7 @@
 // The VMM's command line, in kvmtool's style:
 //   vmm run -k KERNEL [-m SIZE] [-c N] [--cmdline STR] [--stats] [--console FILE]
 //           [--disk PATH[,ro][,serial=S]]... [--net] [--mac XX:XX:XX:XX:XX:XX]
+//           [--balloon] [--balloon-target SIZE]
 //   vmm run --vms N [--gateway BASE[:PORT]] [--switch-seed S] -k KERNEL ...
 //   vmm --help | --version
 // Parsing is pure (no I/O) so every bad input is testable; errors are
@@ -53,6 +54,8 @@ struct VmConfig {
   bool net = false;                       // a NIC (--net, --mac or --nic)
   NicModel nic = NicModel::kVirtio;       // which NIC model (--nic)
   std::array<uint8_t, 6> mac = kDefaultMac;
+  bool balloon = false;                   // a virtio-balloon device (--balloon)
+  uint64_t balloon_target = 0;            // its initial target in bytes (--balloon-target)
 };
 
 // Cluster mode (vmm/cluster.h): several VMs in one process, one switch.
@@ -84,6 +87,9 @@ CliResult parse_cli(const std::vector<std::string>& args);  // args exclude argv
 uint64_t parse_mem_size(std::string_view text);
 // "250ms", "-3s", "1500us", "42ns" or a plain number of ns.
 int64_t parse_duration_ns(std::string_view text);
+// A balloon target: like a memory size ("64M", "1G", "512K", plain MiB),
+// but 0 and sizes below 16M are fine; a whole number of 4 KiB pages.
+uint64_t parse_balloon_size(std::string_view text);
 // "PATH[,ro][,serial=S]".
 DiskConfig parse_disk(std::string_view text);
 // "52:54:00:12:34:56": six hex pairs; multicast and all-zero refused.

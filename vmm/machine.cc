@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "boot/platform.h"
+#include "virtio/host/virtio_balloon.h"
 #include "virtio/host/virtio_blk.h"
 #include "virtio/host/virtio_net.h"
 #include "vmm/cpu_state.h"
@@ -19,6 +20,7 @@
 #include "vmm/devices/uart16550.h"
 #include "vmm/host_virt.h"
 #include "vmm/irq/irq_line.h"
+#include "vmm/memory/process_memory.h"
 #include "vmm/net/discard_port.h"
 #include "vmm/pvh_loader.h"
 
@@ -168,6 +170,16 @@ void Machine::setup_virtio(const NetConnector& connect_net) {
       virtio_net_ = dev;
     }
   }
+  if (config_.balloon) {
+    // Guest RAM is anonymous private memory, so the default release
+    // (MADV_DONTNEED) is right; once same-page merging runs in a Machine,
+    // the merger must supply BalloonOptions::release (merged pages are
+    // file-backed, see virtio_balloon.h).
+    BalloonOptions options;
+    options.target_bytes = config_.balloon_target;
+    balloon_ = std::make_shared<VirtioBalloonDevice>(mem_, *gsi_router_, options);
+    virtio_.emplace_back(pci_->add(balloon_), balloon_);
+  }
   for (auto& [slot, dev] : virtio_) dev->start();
 }
 
@@ -281,6 +293,29 @@ int Machine::run() {
     };
     for (const auto& [slot, dev] : virtio_) report += slot_name(slot) + dev->stats_line() + "\n";
     if (e1000_) report += slot_name(e1000_slot_) + e1000_->stats_line() + "\n";
+    if (balloon_) {
+      // What the balloon gave back, next to what the whole process holds
+      // now and at its peak (the guest's touched RAM is most of it).
+      char line[160];
+      const auto pm = read_process_memory();
+      if (pm)
+        std::snprintf(line, sizeof line, "balloon: released %.1f MiB, RSS %.1f MiB (peak %.1f MiB)\n",
+                      balloon_->released_bytes() / 1048576.0, pm->rss_bytes / 1048576.0,
+                      pm->peak_rss_bytes / 1048576.0);
+      else
+        std::snprintf(line, sizeof line, "balloon: released %.1f MiB, RSS unknown (no /proc/self/status)\n",
+                      balloon_->released_bytes() / 1048576.0);
+      report += who_ + line;
+      // The guest's own view, from its last statistics report.
+      const BalloonGuestStats gs = balloon_->guest_stats();
+      const auto free_b = gs.get(virtio::VIRTIO_BALLOON_S_MEMFREE), total_b = gs.get(virtio::VIRTIO_BALLOON_S_MEMTOT);
+      if (gs.updates && free_b && total_b) {
+        const double age = std::chrono::duration<double>(std::chrono::steady_clock::now() - gs.received).count();
+        std::snprintf(line, sizeof line, "balloon: the guest reports %.1f MiB free of %.1f MiB (%.1f s ago)\n",
+                      *free_b / 1048576.0, *total_b / 1048576.0, age);
+        report += who_ + line;
+      }
+    }
     if (discard_port_) {
       report += "  (no switch: the NIC's " + std::to_string(discard_port_->frames()) +
                 " transmitted frames went nowhere)\n";

@@ -29,6 +29,7 @@ namespace vmm {
 
 class VirtioPciDevice;
 class VirtioNetDevice;
+class VirtioBalloonDevice;
 class E1000;
 namespace net {
 class DiscardPort;
@@ -75,6 +76,11 @@ class Machine {
   // Skews this VM's clock (the time page's offset, boot/platform.h).
   void set_clock_offset(int64_t offset_ns);
   int64_t clock_offset() const { return time_page_.offset_ns(); }
+
+  // The virtio-balloon device (--balloon), nullptr without one. Its
+  // set_target_bytes(), request_stats() and readings may be used from any
+  // thread while the VM runs (the control socket's balloon commands).
+  VirtioBalloonDevice* balloon() const { return balloon_.get(); }
 
  private:
   // Where the vCPU starts: the kernel's PVH entry and %ebx.
@@ -124,6 +130,7 @@ class Machine {
   std::shared_ptr<PciBus> pci_;
   std::vector<std::pair<uint32_t, std::shared_ptr<VirtioPciDevice>>> virtio_;
   std::shared_ptr<net::DiscardPort> discard_port_;  // the lone VM's NIC sends here
+  std::shared_ptr<VirtioBalloonDevice> balloon_;    // with --balloon (also in virtio_)
   std::shared_ptr<E1000> e1000_;                    // with --nic e1000
   std::shared_ptr<VirtioNetDevice> virtio_net_;     // with --nic virtio (also in virtio_)
   uint32_t e1000_slot_ = 0;

@@ -15,6 +15,7 @@
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/exit.h"
 #include "guest-kernel/kernel/faults.h"
+#include "guest-kernel/kernel/memory_command.h"
 #include "guest-kernel/kernel/selftest.h"
 #include "guest-kernel/kernel/timer_bench.h"
 #include "guest-kernel/lib/print.h"
@@ -106,6 +107,9 @@ void print_banner() {
     const int failures = run_self_tests(filter);
     vm_exit(failures ? platform::kStatusTestsFailed : platform::kStatusOk);
   }
+  // mem-touch=, balloon-wait, balloon-demo, in command-line order; the
+  // other commands (exit=...) follow.
+  if (const uint32_t status = run_memory_commands(cmdline)) vm_exit(status);
   unsigned long ticks;
   if (cmdline.get_uint("timer-bench", &ticks)) vm_exit(run_timer_bench(ticks));
   unsigned long idle_seconds;

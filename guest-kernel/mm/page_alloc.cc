@@ -13,6 +13,9 @@ constexpr size_t kFrames = kMaxPhys / kPageSize;
 uint64_t free_bits[kFrames / 64];  // 1 = free
 size_t free_count = 0, total_count = 0;
 size_t search_hint = 0;  // first word that may hold a free frame
+LowMemoryHandler low_memory_fn = nullptr;
+void* low_memory_context = nullptr;
+bool in_low_memory_handler = false;
 
 bool is_free(size_t f) { return free_bits[f / 64] & (1ull << (f % 64)); }
 void set_free(size_t f) {
@@ -47,11 +50,24 @@ void page_alloc_init() {
   search_hint = 0;
 }
 
-uint64_t alloc_page() { return alloc_pages(1); }
+uint64_t alloc_page(unsigned flags) { return alloc_pages(1, flags); }
 
 void free_page(uint64_t phys) { free_pages(phys, 1); }
 
-uint64_t alloc_pages(size_t count) {
+void set_low_memory_handler(LowMemoryHandler fn, void* context) {
+  low_memory_fn = fn;
+  low_memory_context = context;
+}
+
+LowMemoryHandler low_memory_handler(void** context) {
+  *context = low_memory_context;
+  return low_memory_fn;
+}
+
+namespace {
+
+// First fit over the bitmap; 0 if no run of `count` free frames exists.
+uint64_t take_run(size_t count, unsigned flags) {
   if (count == 0 || count > free_count) return 0;
   size_t run = 0;
   for (size_t w = search_hint; w < kFrames / 64; ++w) {
@@ -67,13 +83,26 @@ uint64_t alloc_pages(size_t count) {
         for (size_t i = first; i <= f; ++i) set_used(i);
         free_count -= count;
         if (count == 1 && !free_bits[search_hint]) ++search_hint;
-        void* p = reinterpret_cast<void*>(first * kPageSize);
-        memset(p, 0, count * kPageSize);
+        if (!(flags & kAllocNoZero)) memset(reinterpret_cast<void*>(first * kPageSize), 0, count * kPageSize);
         return first * kPageSize;
       }
     }
   }
   return 0;
+}
+
+}  // namespace
+
+uint64_t alloc_pages(size_t count, unsigned flags) {
+  if (count == 0) return 0;
+  uint64_t p = take_run(count, flags);
+  if (p || (flags & kAllocNoReclaim) || !low_memory_fn || in_low_memory_handler) return p;
+  // Out of memory: ask the handler for pages until the run exists or it
+  // has nothing more to give (a contiguous run may need several rounds).
+  in_low_memory_handler = true;
+  while (!p && low_memory_fn(count, low_memory_context) > 0) p = take_run(count, flags);
+  in_low_memory_handler = false;
+  return p;
 }
 
 void free_pages(uint64_t phys, size_t count) {

@@ -47,6 +47,60 @@ KTEST(page_allocator_contiguous_runs) {
   KCHECK(mm::alloc_pages(mm::free_page_count() + 1) == 0);  // more than exists
 }
 
+KTEST(page_allocator_calls_the_low_memory_handler) {
+  void* saved_context;
+  const mm::LowMemoryHandler saved = mm::low_memory_handler(&saved_context);
+  // Take every free page (a list through the pages themselves: nothing
+  // else may allocate while memory is gone).
+  uint64_t head = 0;
+  size_t taken = 0;
+  while (const uint64_t p = mm::alloc_page(mm::kAllocNoReclaim | mm::kAllocNoZero)) {
+    *reinterpret_cast<uint64_t*>(p) = head;
+    head = p;
+    ++taken;
+  }
+  KCHECK(taken > 0 && mm::free_page_count() == 0);
+  // The handler plays the balloon: it gives back two pages of the list per call.
+  struct Stash {
+    uint64_t head;
+    size_t calls;
+  } stash{head, 0};
+  mm::set_low_memory_handler(
+      [](size_t, void* ctx) -> size_t {
+        auto* s = static_cast<Stash*>(ctx);
+        ++s->calls;
+        size_t freed = 0;
+        for (; freed < 2 && s->head; ++freed) {
+          const uint64_t p = s->head;
+          s->head = *reinterpret_cast<uint64_t*>(p);
+          mm::free_page(p);
+        }
+        return freed;
+      },
+      &stash);
+  KCHECK(mm::alloc_page(mm::kAllocNoReclaim) == 0);  // never asks the handler
+  KCHECK(stash.calls == 0);
+  const uint64_t a = mm::alloc_page();  // asks once, gets two, uses one
+  KCHECK(a != 0 && stash.calls == 1);
+  KCHECK(a && *reinterpret_cast<const uint64_t*>(a) == 0);  // still zeroed
+  const uint64_t b = mm::alloc_page(mm::kAllocNoReclaim);  // the second one
+  KCHECK(b != 0 && stash.calls == 1);
+  // A handler with nothing left: the allocation fails after asking once more.
+  const uint64_t rest = stash.head;
+  stash.head = 0;
+  KCHECK(mm::alloc_page() == 0 && stash.calls == 2);
+  // Everything back, the balloon's handler (if any) back in place.
+  mm::set_low_memory_handler(saved, saved_context);
+  if (a) mm::free_page(a);
+  if (b) mm::free_page(b);
+  for (uint64_t p = rest; p;) {
+    const uint64_t next = *reinterpret_cast<uint64_t*>(p);
+    mm::free_page(p);
+    p = next;
+  }
+  KCHECK(mm::free_page_count() == taken);
+}
+
 KTEST(page_allocator_can_drain_and_refill) {
   // What the balloon does: take many single pages, give them back.
   std::vector<uint64_t> pages;

@@ -2,7 +2,7 @@
 # bounded time (tests/fuzz/run); FUZZ_SECONDS sets how long.
 FUZZ_CXX      ?= clang++
 FUZZ_FLAGS    := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.
-FUZZ_TARGETS  := pvh_loader pci_config virtqueue virtio_devices netstack e1000
+FUZZ_TARGETS  := pvh_loader pci_config virtqueue virtio_devices virtio_balloon netstack e1000
 FUZZ_LIB_SRCS := $(VMM_LIB_SRCS)
 # A target may link its own sources instead (fuzz_<target>_SRCS).
 fuzz_netstack_SRCS := $(NET_SRCS)

@@ -343,4 +343,23 @@ bool PciTransport::read_config(uint32_t offset, void* out, uint32_t len) {
   return false;
 }
 
+bool PciTransport::write_config(uint32_t offset, const void* in, uint32_t len) {
+  if (!device_cfg_ || uint64_t(offset) + len > device_len_ || (len != 1 && len != 2 && len != 4) || offset % len)
+    return false;
+  const uint64_t dst = device_cfg_ + offset;
+  // §4.1.3.1: the field's own width, one access.
+  if (len == 1) {
+    *reinterpret_cast<volatile uint8_t*>(dst) = *static_cast<const uint8_t*>(in);
+  } else if (len == 2) {
+    uint16_t v;
+    memcpy(&v, in, 2);
+    *reinterpret_cast<volatile uint16_t*>(dst) = v;
+  } else {
+    uint32_t v;
+    memcpy(&v, in, 4);
+    *reinterpret_cast<volatile uint32_t*>(dst) = v;
+  }
+  return true;
+}
+
 }  // namespace virtio::guest

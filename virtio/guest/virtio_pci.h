@@ -56,6 +56,10 @@ class PciTransport {
   // false if out of range.
   bool read_config(uint32_t offset, void* out, uint32_t len);
   uint32_t device_config_length() const { return device_len_; }
+  // Writes a driver-owned field of the device configuration (the
+  // balloon's `actual`): 1, 2 or 4 bytes at a naturally aligned offset
+  // inside the structure; false otherwise.
+  bool write_config(uint32_t offset, const void* in, uint32_t len);
 
   uint8_t status();
   bool broken() const { return broken_; }

@@ -75,6 +75,26 @@ TEST(CliTest, RejectsBadInput) {
   EXPECT_NE(usage_error({"run", "-k", "k", "--stats=yes"}).find("unknown option"), std::string::npos);
 }
 
+TEST(CliTest, Balloon) {
+  EXPECT_FALSE(parse_cli({"run", "-k", "k"}).config.balloon);
+  auto r = parse_cli({"run", "-k", "k", "--balloon"});
+  EXPECT_TRUE(r.config.balloon);
+  EXPECT_EQ(r.config.balloon_target, 0u);
+  r = parse_cli({"run", "-k", "k", "-m", "128M", "--balloon-target=64M"});  // implies --balloon
+  EXPECT_TRUE(r.config.balloon);
+  EXPECT_EQ(r.config.balloon_target, 64ull << 20);
+  // The order of -m and the target does not matter; the whole RAM is allowed.
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--balloon-target", "1G", "-m", "1G"}).config.balloon_target, 1ull << 30);
+  EXPECT_EQ(parse_balloon_size("0"), 0u);
+  EXPECT_EQ(parse_balloon_size("8"), 8ull << 20);
+  EXPECT_EQ(parse_balloon_size("12K"), 12ull << 10);
+  for (const char* bad : {"", "K", "x", "-4M", "5K", "4T", "4G", "64MB"})
+    EXPECT_THROW(parse_balloon_size(bad), UsageError) << "accepted '" << bad << "'";
+  EXPECT_NE(usage_error({"run", "-k", "k", "--balloon-target", "65M"}).find("larger than the guest's 64 MiB"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--balloon=1"}).find("unknown option"), std::string::npos);
+}
+
 TEST(CliTest, ClockOptions) {
   auto r = parse_cli({"run", "-k", "k", "--clock-offset", "-250ms", "--clock-uncertainty=4ms"});
   EXPECT_EQ(r.config.clock_offset_ns, -250'000'000);
