@@ -287,6 +287,11 @@ void Cluster::set_clock_offset(int vm, int64_t offset_ns) {
   slot_locked(vm).machine->set_clock_offset(offset_ns);
 }
 
+void Cluster::with_machine(int vm, const std::function<void(Machine&)>& fn) {
+  std::lock_guard lock(mu_);
+  fn(*slot_locked(vm).machine);
+}
+
 void Cluster::shutdown() {
   std::lock_guard lock(mu_);
   shutting_down_ = true;

@@ -79,6 +79,8 @@ class Cluster {
   // `if_stopped`, a running VM is left alone instead of being an error.
   void restart(int vm, bool if_stopped = false);
   void set_clock_offset(int vm, int64_t offset_ns);
+  // Runs `fn` with VM vm's Machine while it cannot be replaced by a restart.
+  void with_machine(int vm, const std::function<void(Machine&)>& fn);
   // Stops every VM; run() then returns 0 unless a VM had failed before.
   void shutdown();
   std::string format_stats();

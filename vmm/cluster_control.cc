@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "vmm/cluster.h"
+#include "virtio/host/virtio_balloon.h"
+#include "vmm/memory/process_memory.h"
 
 namespace vmm {
 namespace {
@@ -150,6 +152,37 @@ void add_cluster_commands(Cluster& c, control::CommandTable& t) {
     const int64_t ms = it->get<int64_t>();
     if (ms < -3'600'000 || ms > 3'600'000) throw CommandError("\"offset_ms\" is at most one hour either way");
     return guarded([&] { c.set_clock_offset(vm, ms * 1'000'000); return Json(); });
+  });
+  t.add("balloon", "set a VM's balloon target: {vm?, target: 4096|\"64M\"}", [&c](const Json& a) {
+    const int vm = a.contains("vm") ? get_vm(c, a) : 0;
+    const uint64_t target = control::get_size(a, "target");
+    Json reply;
+    guarded([&] {
+      c.with_machine(vm, [&](Machine& m) {
+        VirtioBalloonDevice* b = m.balloon();
+        if (!b) throw CommandError("VM " + std::to_string(vm) + " has no balloon (start it with --balloon)");
+        b->set_target_bytes(target);  // throws std::invalid_argument above guest RAM
+        reply = Json{{"vm", vm}, {"target_bytes", b->target_bytes()}, {"actual_bytes", b->actual_bytes()},
+                     {"released_bytes", b->released_bytes()}};
+      });
+      return Json();
+    });
+    return reply;
+  });
+  t.add("memory", "a VM's balloon and the VMM's memory: {vm?}", [&c](const Json& a) {
+    const int vm = a.contains("vm") ? get_vm(c, a) : 0;
+    Json reply{{"vm", vm}};
+    guarded([&] {
+      c.with_machine(vm, [&](Machine& m) {
+        if (VirtioBalloonDevice* b = m.balloon()) {
+          reply["balloon"] = Json{{"target_bytes", b->target_bytes()}, {"actual_bytes", b->actual_bytes()},
+                                  {"released_bytes", b->released_bytes()}};
+        }
+      });
+      return Json();
+    });
+    if (auto mem = read_process_memory()) reply["vmm_rss_bytes"] = mem->rss_bytes;
+    return reply;
   });
   t.add("shutdown", "stop every VM; the VMM exits", [&c](const Json&) {
     c.shutdown();

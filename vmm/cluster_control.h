@@ -12,6 +12,8 @@
 //                                   faults on one direction of one link
 //   heal                            every link perfect again
 //   clock {vm, offset_ms}           skew a VM's clock (may be negative)
+//   balloon {vm?, target}           set the balloon target (bytes or "64M")
+//   memory {vm?}                    balloon readings and the VMM's RSS
 //   shutdown                        stop every VM; the VMM exits
 #pragma once
 
