@@ -151,7 +151,10 @@ bool E1000::init(const pci::Device& d) {
     kprintf("e1000: %02x:%02x.%u: BAR0 is not a mappable memory BAR\n", d.bus, d.slot, d.func);
     return false;
   }
-  if (!d.irq_pin || d.irq_line >= x86::ioapic_pin_count()) {
+  // MSI if the function offers it, unless the command line asks for INTx
+  // (which keeps both paths testable on the same device).
+  msi_ = pci::find_capability(d, pci::kCapMsi) && !Cmdline(boot_info().cmdline).has("e1000-intx");
+  if (!msi_ && (!d.irq_pin || d.irq_line >= x86::ioapic_pin_count())) {
     kprintf("e1000: no usable interrupt line (pin %u, line %u)\n", d.irq_pin, d.irq_line);
     return false;
   }
@@ -173,19 +176,26 @@ bool E1000::init(const pci::Device& d) {
   setup_rx();
   setup_tx();
 
-  // INTx: the Interrupt Line register names the IOAPIC pin (our VMM puts
-  // its GSI there; under QEMU's q35 it is the PIRQ's ISA IRQ, which QEMU
-  // also drives on the IOAPIC pin of that number). Level-triggered: the
-  // line stays high until the handler reads ICR.
   work_.fn = work;
   work_.context = this;
-  pin_ = d.irq_line;
   vector_ = x86::allocate_interrupt(interrupt, this);
   if (!vector_) {
     kprintf("e1000: no free interrupt vector\n");
     return false;
   }
-  x86::ioapic_route(pin_, vector_, /*level_triggered=*/true);
+  if (msi_) {
+    // MSI: one message per new cause, straight to this CPU's vector
+    // (edge); msi_enable() also sets Interrupt Disable, so INTx is off
+    // twice over. No IOAPIC pin is involved.
+    pci::msi_enable(d, vector_);
+  } else {
+    // INTx: the Interrupt Line register names the IOAPIC pin (our VMM puts
+    // its GSI there; under QEMU's q35 it is the PIRQ's ISA IRQ, which QEMU
+    // also drives on the IOAPIC pin of that number). Level-triggered: the
+    // line stays high until the handler reads ICR.
+    pin_ = d.irq_line;
+    x86::ioapic_route(pin_, vector_, /*level_triggered=*/true);
+  }
   // Interrupt throttling, the benchmark's coalescing lever: at most one
   // interrupt per N x 256 ns (0, the default, means none).
   unsigned long itr = 0;
@@ -193,8 +203,12 @@ bool E1000::init(const pci::Device& d) {
   wr(kIms, kIntRxt0 | kIntRxo | kIntRxdmt0 | kIntTxdw | kIntLsc);
 
   const uint8_t* m = mac_.b;
-  kprintf("e1000: mac %02x:%02x:%02x:%02x:%02x:%02x link %s, irq %u (vector %u)\n", m[0], m[1], m[2], m[3], m[4],
-          m[5], link_up() ? "up" : "down", pin_, vector_);
+  if (msi_)
+    kprintf("e1000: mac %02x:%02x:%02x:%02x:%02x:%02x link %s, MSI (vector %u)\n", m[0], m[1], m[2], m[3], m[4],
+            m[5], link_up() ? "up" : "down", vector_);
+  else
+    kprintf("e1000: mac %02x:%02x:%02x:%02x:%02x:%02x link %s, INTx irq %u (vector %u)\n", m[0], m[1], m[2], m[3],
+            m[4], m[5], link_up() ? "up" : "down", pin_, vector_);
   return true;
 }
 
@@ -202,9 +216,10 @@ bool E1000::link_up() const { return rd(kStatus) & kStatusLu; }
 
 void E1000::interrupt(x86::InterruptFrame&, void* self) {
   auto* d = static_cast<E1000*>(self);
-  // Reading ICR clears the causes and lowers the level-triggered line, so
-  // the EOI below does not see it still asserted. 0 means the interrupt
-  // came from another device sharing the line.
+  // Reading ICR clears the causes. With INTx it lowers the level-triggered
+  // line, so the EOI below does not see it still asserted (0 means another
+  // device sharing the line interrupted); with MSI it re-arms the device: a
+  // cause after this read sends a new message, one before it is in `causes`.
   const uint32_t causes = d->rd(kIcr);
   if (causes) {
     d->pending_causes_ = d->pending_causes_ | causes;

@@ -1,11 +1,15 @@
 // Driver for the Intel 82540EM ("e1000"), PCI 8086:100E, as QEMU and our
-// VMM emulate it: legacy descriptors, one receive and one transmit ring,
-// INTx through the IOAPIC (the 82540EM has no MSI), level-triggered.
+// VMM emulate it: legacy descriptors, one receive and one transmit ring.
+// Interrupts by MSI where the function has an MSI capability (our VMM's
+// model adds one; a real 82540EM and QEMU's model have none), else INTx
+// through the IOAPIC, level-triggered. `e1000-intx` on the command line
+// forces INTx.
 //
 //   probe: reset, MAC from the EEPROM (checksum checked), link up (SLU),
 //     rings set up, interrupts routed and unmasked, register_net_device().
-//   interrupt: read ICR (which clears the causes and drops the line), note
-//     the causes, raise IrqWork, EOI. Nothing else runs in the handler.
+//   interrupt: read ICR (which clears the causes, drops the INTx line, and
+//     with MSI lets the next cause send a new message), note the causes,
+//     raise IrqWork, EOI. Nothing else runs in the handler.
 //   event loop: hand every received frame to the stack, give the buffers
 //     back with one RDT write per batch, reclaim transmitted descriptors.
 //   transmit: copy into the next descriptor's buffer, one TDT write; done
@@ -44,7 +48,8 @@ class E1000 final : public net::NetDevice {
   // Transmit descriptors the device has not completed yet.
   uint32_t tx_in_flight() const { return (tx_tail_ + kTxCount - tx_clean_) % kTxCount; }
   uint64_t causes_seen() const { return causes_seen_; }
-  uint8_t irq_pin() const { return pin_; }
+  bool uses_msi() const { return msi_; }
+  uint8_t irq_pin() const { return pin_; }  // INTx only
 
  private:
   struct RxDesc {
@@ -86,6 +91,7 @@ class E1000 final : public net::NetDevice {
   uint32_t rx_next_ = 0;   // next descriptor the device fills
   uint32_t tx_tail_ = 0;   // next descriptor we fill (= TDT)
   uint32_t tx_clean_ = 0;  // oldest descriptor not yet reclaimed
+  bool msi_ = false;
   uint8_t pin_ = 0;
   uint8_t vector_ = 0;
   volatile uint32_t pending_causes_ = 0;  // ICR bits read by the handler, not yet handled

@@ -2,11 +2,12 @@
 // input is a program of register writes and reads (the ring registers
 // picked often, any offset sometimes), guest-RAM writes that forge
 // descriptors and buffers, frames delivered from the switch, I/O-thread
-// polls, clock jumps (interrupt throttling), PCI command writes, and raw
-// BAR accesses of every size through the buses. The model must never
-// crash or touch memory outside guest RAM (ASan), and its invariants must
-// hold: frames it sends are bounded, the interrupt line matches its state,
-// and a running transmitter consumes every descriptor up to TDT.
+// polls, clock jumps (interrupt throttling), PCI command and MSI
+// capability writes, and raw BAR accesses of every size through the buses.
+// The model must never crash or touch memory outside guest RAM (ASan), and
+// its invariants must hold: frames it sends are bounded, the interrupt
+// line matches its state and stays low while MSI is on, and a running
+// transmitter consumes every descriptor up to TDT.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +15,7 @@
 
 #include "tests/fuzz/fuzz_input.h"
 #include "vmm/devices/e1000/e1000.h"
+#include "vmm/irq/fake_irq_backend.h"
 #include "vmm/irq/fake_irq_line.h"
 #include "vmm/pci/pci_bus.h"
 
@@ -61,7 +63,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t clock = 1'000'000;
   auto irq = std::make_shared<FakeIrqLine>(11);
   auto port = std::make_shared<CountingPort>();
+  // MSI goes to a fake KVM (declared before the device, which releases its
+  // route on the way out).
+  FakeIrqBackend kvm;
+  GsiRouter router(kvm, IrqCapabilities::all());
   E1000::Options options;
+  options.msi_router = &router;
   options.io_thread = false;
   options.rx_fifo_bytes = 8 << 10;
   options.clock = [&clock] { return clock; };
@@ -122,7 +129,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         clock += in.take(3) * 64;
         break;
       case 6:
-        dev->config_write(pci::kCommand, 2, static_cast<uint32_t>(in.take(2)));
+        if (op & 0x08) {  // the MSI capability: any byte of it, any size
+          static constexpr uint32_t kSizes[3] = {1, 2, 4};
+          const uint32_t off = dev->msi_capability() + static_cast<uint32_t>(in.take(1) % 16);
+          dev->config_write(off, kSizes[(op >> 4) % 3], static_cast<uint32_t>(in.take(4)));
+        } else {
+          dev->config_write(pci::kCommand, 2, static_cast<uint32_t>(in.take(2)));
+        }
         break;
       case 7: {  // raw bus access, any size and alignment, either BAR
         static constexpr uint32_t kSizes[4] = {1, 2, 4, 8};
@@ -140,6 +153,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     CHECK(irq->level == dev->irq_asserted());
+    CHECK(!(irq->level && dev->msi_enabled()));  // MSI enable disables INTx
   }
   dev->poll();  // the I/O thread's last word
   CHECK(irq->level == dev->irq_asserted());

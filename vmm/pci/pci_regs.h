@@ -54,6 +54,19 @@ constexpr uint8_t kCapIdVendor = 0x09;
 constexpr uint8_t kCapIdExp = 0x10;
 constexpr uint8_t kCapIdMsix = 0x11;
 
+// MSI capability (PCI 3.0 section 6.8.1), the 64-bit layout without
+// per-vector masking: control, address low, address high, data.
+constexpr uint32_t kMsiControl = 2;  // offsets inside the capability
+constexpr uint32_t kMsiAddressLo = 4;
+constexpr uint32_t kMsiAddressHi = 8;
+constexpr uint32_t kMsiData64 = 12;
+constexpr uint32_t kMsiCapSize64 = 14;
+constexpr uint16_t kMsiControlEnable = 1u << 0;
+constexpr uint16_t kMsiControlMmcMask = 7u << 1;  // multiple message capable (log2)
+constexpr uint16_t kMsiControlMmeMask = 7u << 4;  // multiple message enable (log2)
+constexpr uint16_t kMsiControl64Bit = 1u << 7;
+constexpr uint16_t kMsiControlPerVectorMask = 1u << 8;
+
 // MSI-X capability (PCI 3.0 section 6.8.2).
 constexpr uint32_t kMsixControl = 2;  // offsets inside the capability
 constexpr uint32_t kMsixTable = 4;

@@ -1,16 +1,20 @@
 // The e1000 (82540EM) device model against a driver played by the test:
 // PCI identity, EEPROM (EERD and Microwire), PHY, interrupt registers,
 // transmit and receive through descriptors in a small guest RAM, filters,
-// statistics, interrupt throttling, and every malformed-ring case.
+// statistics, interrupt throttling, MSI (the capability our model adds),
+// and every malformed-ring case.
 #include "vmm/devices/e1000/e1000.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "vmm/irq/fake_irq_backend.h"
 #include "vmm/irq/fake_irq_line.h"
 #include "vmm/pci/pci_bus.h"
 
@@ -66,6 +70,35 @@ class E1000Test : public ::testing::Test {
     dev->set_port(port);
     dev->config_write(pci::kCommand, 2, pci::kCommandMemory | pci::kCommandIo | pci::kCommandMaster);
   }
+  // A device with the MSI capability, its messages going to a fake KVM.
+  void make_msi(IrqCapabilities caps = IrqCapabilities::all(), E1000::Options o = {}) {
+    dev.reset();
+    router = std::make_unique<GsiRouter>(kvm, caps);
+    o.msi_router = router.get();
+    make(std::move(o));
+  }
+  // What a driver's pci::msi_enable() does, without touching COMMAND.
+  void msi_program(uint64_t address, uint16_t data) {
+    const uint8_t c = dev->msi_capability();
+    dev->config_write(c + pci::kMsiAddressLo, 4, static_cast<uint32_t>(address));
+    dev->config_write(c + pci::kMsiAddressHi, 4, static_cast<uint32_t>(address >> 32));
+    dev->config_write(c + pci::kMsiData64, 2, data);
+  }
+  void msi_control(uint16_t v) { dev->config_write(dev->msi_capability() + pci::kMsiControl, 2, v); }
+  // Messages sent through the device's irqfd (the only one) since the
+  // last call: the real eventfd's counter, read and reset.
+  uint64_t msi_sent() {
+    std::lock_guard lock(kvm.mu);
+    EXPECT_LE(kvm.irqfds.size(), 1u);
+    if (kvm.irqfds.empty()) return 0;
+    uint64_t n = 0;
+    return ::read(kvm.irqfds.begin()->first, &n, sizeof n) == sizeof n ? n : 0;
+  }
+  std::optional<uint32_t> msi_gsi() {
+    std::lock_guard lock(kvm.mu);
+    if (kvm.irqfds.empty()) return std::nullopt;
+    return kvm.irqfds.begin()->second;
+  }
 
   uint32_t rd(uint32_t off) { return dev->reg_read(off); }
   void wr(uint32_t off, uint32_t v) { dev->reg_write(off, v); }
@@ -109,6 +142,9 @@ class E1000Test : public ::testing::Test {
   std::shared_ptr<FakeIrqLine> irq = std::make_shared<FakeIrqLine>(11);
   std::shared_ptr<FakePort> port = std::make_shared<FakePort>();
   uint64_t clock_ns = 1'000'000'000;
+  // Before `dev`: the device's MSI route is released while they exist.
+  FakeIrqBackend kvm;
+  std::unique_ptr<GsiRouter> router;
   std::shared_ptr<E1000> dev;
 };
 
@@ -269,6 +305,263 @@ TEST_F(E1000Test, ItrSpacesInterruptsAndPollDeliversTheDeferredOne) {
   wr(kItr, 0);  // throttling off: immediate again
   wr(kIcs, kIntRxt0);
   EXPECT_TRUE(irq->level);
+}
+
+// ---- MSI (an addition to the 82540EM) --------------------------------------------
+
+constexpr uint64_t kMsiAddr = 0xfee01000;  // LAPIC 1
+constexpr uint16_t kMsiData = 0x0041;      // vector 0x41, fixed, edge
+
+TEST_F(E1000Test, WithoutARouterTheDeviceIsAnExact82540emWithoutCapabilities) {
+  EXPECT_EQ(dev->msi_capability(), 0u);
+  EXPECT_FALSE(dev->config_read(pci::kStatus, 2) & pci::kStatusCapList);
+  EXPECT_EQ(dev->config_read(pci::kCapabilityList, 1), 0u);
+  EXPECT_NE(dev->stats_line().find("by INTx (no MSI capability)"), std::string::npos) << dev->stats_line();
+}
+
+TEST_F(E1000Test, MsiCapabilityLayout) {
+  make_msi();
+  const uint8_t c = dev->msi_capability();
+  EXPECT_TRUE(dev->config_read(pci::kStatus, 2) & pci::kStatusCapList);
+  EXPECT_EQ(dev->config_read(pci::kCapabilityList, 1), c);
+  EXPECT_EQ(c, pci::kFirstCapability);
+  EXPECT_EQ(dev->config_read(c, 1), pci::kCapIdMsi);
+  EXPECT_EQ(dev->config_read(c + 1, 1), 0u) << "the only capability";
+  // 64-bit capable, one vector (MMC 0), no per-vector masking, disabled.
+  EXPECT_EQ(dev->config_read(c + pci::kMsiControl, 2), pci::kMsiControl64Bit);
+  // Writable: enable and Multiple Message Enable only.
+  dev->config_write(c + pci::kMsiControl, 2, 0xffff);
+  EXPECT_EQ(dev->config_read(c + pci::kMsiControl, 2),
+            pci::kMsiControl64Bit | pci::kMsiControlMmeMask | pci::kMsiControlEnable);
+  EXPECT_TRUE(dev->msi_enabled());
+  dev->config_write(c + pci::kMsiControl, 2, 0);
+  EXPECT_FALSE(dev->msi_enabled());
+  // Address bits 1:0 are hardwired to zero; the upper address is all ours;
+  // the data register is 16 bits, the 2 bytes after it reserved.
+  dev->config_write(c + pci::kMsiAddressLo, 4, 0xffffffff);
+  EXPECT_EQ(dev->config_read(c + pci::kMsiAddressLo, 4), 0xfffffffcu);
+  dev->config_write(c + pci::kMsiAddressHi, 4, 0x12345678);
+  EXPECT_EQ(dev->config_read(c + pci::kMsiAddressHi, 4), 0x12345678u);
+  dev->config_write(c + pci::kMsiData64, 4, 0xffffffff);
+  EXPECT_EQ(dev->config_read(c + pci::kMsiData64, 4), 0xffffu);
+  // Nothing was enabled with a message, so nothing was routed.
+  EXPECT_EQ(msi_sent(), 0u);
+  EXPECT_NE(dev->stats_line().find("by INTx (MSI off)"), std::string::npos) << dev->stats_line();
+}
+
+TEST_F(E1000Test, EnablingMsiDropsIntxAndSendsThePendingCause) {
+  make_msi();
+  wr(kIms, kIntTxdw);
+  wr(kIcs, kIntTxdw);
+  ASSERT_TRUE(irq->level);
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  EXPECT_FALSE(irq->level) << "MSI enable disables INTx";
+  EXPECT_TRUE(dev->msi_enabled());
+  ASSERT_TRUE(msi_gsi());
+  EXPECT_EQ(kvm.msi_route(*msi_gsi()), (MsiMessage{kMsiAddr, kMsiData})) << "routed as the guest programmed";
+  EXPECT_EQ(msi_sent(), 1u) << "the cause still pending goes out on the new path";
+  EXPECT_EQ(rd(kIcr), kIntTxdw);
+  wr(kIcs, kIntTxdw);
+  EXPECT_FALSE(irq->level) << "with MSI on the line never rises";
+  EXPECT_EQ(msi_sent(), 1u);
+  const auto s = dev->stats();
+  EXPECT_EQ(s.interrupts, 3u);
+  EXPECT_EQ(s.msi_messages, 2u);
+  EXPECT_NE(dev->stats_line().find("3 interrupts (1 INTx, 2 MSI) by MSI"), std::string::npos) << dev->stats_line();
+}
+
+TEST_F(E1000Test, MsiSendsOneMessagePerRiseOfTheCondition) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  wr(kIms, kIntTxdw | kIntRxt0 | kIntLsc);
+  EXPECT_EQ(msi_sent(), 0u) << "no cause yet";
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+  // More causes while ICR is unread: the condition never dropped, the
+  // handler will find them all in ICR; no further message.
+  wr(kIcs, kIntRxt0);
+  wr(kIcs, kIntLsc);
+  EXPECT_EQ(msi_sent(), 0u);
+  EXPECT_EQ(rd(kIcr), kIntTxdw | kIntRxt0 | kIntLsc);
+  EXPECT_EQ(msi_sent(), 0u) << "reading ICR sends nothing";
+  wr(kIcs, kIntRxt0);
+  EXPECT_EQ(msi_sent(), 1u) << "a new cause after the read is a new edge";
+  // Masked causes send nothing; unmasking a pending one is an edge.
+  wr(kImc, kIntRxt0 | kIntTxdw | kIntLsc);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 0u);
+  wr(kIms, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+  // Writing 1s to ICR clears the condition too.
+  wr(kIcr, ~0u);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+  EXPECT_FALSE(irq->level);
+  EXPECT_EQ(irq->rises, 0u);
+}
+
+TEST_F(E1000Test, MsiFollowsRealCausesFromTransmitAndReceive) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  wr(kIms, kIntTxdw | kIntRxt0);
+  setup_tx();
+  setup_rx();
+  auto f = make_frame(kOther, 100);
+  ASSERT_TRUE(mem.write(kTxBuf, f.data(), f.size()));
+  put_tx(0, kTxBuf, 100, kTxCmdEop | kTxCmdRs);
+  wr(kTdt, 1);
+  EXPECT_EQ(msi_sent(), 1u) << "TXDW";
+  EXPECT_TRUE(rd(kIcr) & kIntTxdw);
+  dev->deliver(make_frame(kMac, 80));
+  dev->poll();
+  EXPECT_EQ(msi_sent(), 1u) << "RXT0";
+  EXPECT_EQ(rd(kIcr) & kIntRxt0, kIntRxt0);
+}
+
+TEST_F(E1000Test, MsiMessagesAreThrottledByItr) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  wr(kItr, 1000);  // 256 us between interrupts
+  wr(kIms, kIntRxt0 | kIntTxdw);
+  wr(kIcs, kIntRxt0);
+  EXPECT_EQ(msi_sent(), 1u);
+  rd(kIcr);
+  clock_ns += 100'000;  // too soon
+  wr(kIcs, kIntRxt0);
+  clock_ns += 50'000;
+  wr(kIcs, kIntTxdw);  // collected with the first
+  EXPECT_EQ(msi_sent(), 0u);
+  dev->poll();
+  EXPECT_EQ(msi_sent(), 0u) << "the interval has not ended";
+  clock_ns += 106'000;  // 256 us after the first message
+  dev->poll();
+  EXPECT_EQ(msi_sent(), 1u) << "one message for everything collected";
+  EXPECT_EQ(rd(kIcr), kIntRxt0 | kIntTxdw);
+  dev->poll();
+  EXPECT_EQ(msi_sent(), 0u);
+  EXPECT_EQ(dev->stats().msi_messages, 2u);
+}
+
+TEST_F(E1000Test, DisablingMsiReturnsToIntx) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  wr(kIms, kIntTxdw);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+  EXPECT_FALSE(irq->level);
+  msi_control(0);
+  EXPECT_FALSE(dev->msi_enabled());
+  EXPECT_TRUE(irq->level) << "the unread cause now holds the line";
+  EXPECT_EQ(rd(kIcr), kIntTxdw);
+  EXPECT_FALSE(irq->level);
+  wr(kIcs, kIntTxdw);
+  EXPECT_TRUE(irq->level);
+  EXPECT_EQ(msi_sent(), 0u);
+  EXPECT_NE(dev->stats_line().find("by INTx (MSI off)"), std::string::npos) << dev->stats_line();
+}
+
+TEST_F(E1000Test, IntxDisableDoesNotStopMsiButBusMasteringDoes) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  // What pci::msi_enable() leaves: INTx disabled, bus mastering on.
+  dev->config_write(pci::kCommand, 2, pci::kCommandMemory | pci::kCommandMaster | pci::kCommandIntxDisable);
+  wr(kIms, kIntTxdw);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+  rd(kIcr);
+  // A message is a memory write: none without bus mastering, and the one
+  // due goes out when mastering comes back.
+  dev->config_write(pci::kCommand, 2, pci::kCommandMemory | pci::kCommandIntxDisable);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 0u);
+  EXPECT_FALSE(irq->level);
+  dev->config_write(pci::kCommand, 2, pci::kCommandMemory | pci::kCommandMaster | pci::kCommandIntxDisable);
+  EXPECT_EQ(msi_sent(), 1u);
+}
+
+TEST_F(E1000Test, MsiRouteFollowsTheGuestWhileEnabled) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  const auto gsi = msi_gsi();
+  ASSERT_TRUE(gsi);
+  EXPECT_GE(*gsi, GsiRouter::kLegacyGsis);
+  // Linux moves an MSI's affinity by rewriting address and data in place.
+  msi_program(0xfee02000, 0x0052);
+  EXPECT_EQ(kvm.msi_route(*gsi), (MsiMessage{0xfee02000, 0x0052}));
+  // Off and on again: the same GSI, no new irqfd.
+  msi_control(0);
+  msi_control(pci::kMsiControlEnable);
+  EXPECT_EQ(msi_gsi(), gsi);
+  wr(kIms, kIntTxdw);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+  // The device going away releases the route.
+  dev.reset();
+  EXPECT_FALSE(kvm.msi_route(*gsi));
+  EXPECT_TRUE(kvm.irqfds.empty());
+}
+
+TEST_F(E1000Test, MsiWithoutIrqfdUsesSignalMsi) {
+  IrqCapabilities caps = IrqCapabilities::all();
+  caps.irqfd = false;
+  make_msi(caps);
+  msi_program(0x1'fee00000ull, kMsiData);  // the upper address reaches KVM as written
+  msi_control(pci::kMsiControlEnable);
+  wr(kIms, kIntTxdw);
+  wr(kIcs, kIntTxdw);
+  ASSERT_EQ(kvm.signalled.size(), 1u);
+  EXPECT_EQ(kvm.signalled[0], (MsiMessage{0x1'fee00000ull, kMsiData}));
+  EXPECT_TRUE(kvm.irqfds.empty());
+}
+
+TEST_F(E1000Test, AMessageKvmRefusesIsCountedAndLoggedOnce) {
+  // KVM rejects the route and cannot signal: the message goes nowhere.
+  IrqCapabilities caps = IrqCapabilities::all();
+  caps.signal_msi = false;
+  std::vector<std::string> lines;
+  E1000::Options o;
+  o.log = [&lines](const std::string& l) { lines.push_back(l); };
+  make_msi(caps, o);
+  kvm.fail_routing = true;
+  msi_program(0xdead0000, 0xbeef);
+  msi_control(pci::kMsiControlEnable);
+  wr(kIms, kIntTxdw);
+  for (int i = 0; i < 5; ++i) {
+    wr(kIcs, kIntTxdw);
+    rd(kIcr);
+  }
+  const auto s = dev->stats();
+  EXPECT_EQ(s.msi_refused, 5u);
+  EXPECT_EQ(s.msi_messages, 0u);
+  EXPECT_FALSE(irq->level) << "no fallback to INTx while MSI is enabled";
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("KVM refused the MSI message (address 0xdead0000, data 0xbeef)"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(dev->stats_line().find("(0 INTx, 0 MSI, 5 refused) by MSI"), std::string::npos) << dev->stats_line();
+  // Once KVM takes the route, the next edge goes out.
+  kvm.fail_routing = false;
+  msi_program(kMsiAddr, kMsiData);
+  wr(kIcs, kIntTxdw);
+  EXPECT_EQ(msi_sent(), 1u);
+}
+
+TEST_F(E1000Test, DeviceResetKeepsMsiConfiguration) {
+  make_msi();
+  msi_program(kMsiAddr, kMsiData);
+  msi_control(pci::kMsiControlEnable);
+  wr(kCtrl, kCtrlRst);  // a device reset, not a PCI one: config space stays
+  EXPECT_TRUE(dev->msi_enabled());
+  wr(kIms, kIntLsc);
+  wr(kCtrl, kCtrlSlu);
+  EXPECT_EQ(msi_sent(), 1u);
+  EXPECT_FALSE(irq->level);
 }
 
 TEST_F(E1000Test, ResetRestoresDefaultsAndKeepsTheMac) {
@@ -782,6 +1075,42 @@ TEST(E1000Thread, IoThreadHonoursItr) {
   EXPECT_FALSE(irq->level) << "throttled";
   for (int i = 0; i < 400 && !irq->level; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_TRUE(irq->level) << "the I/O thread asserts it when the interval ends";
+}
+
+TEST(E1000Thread, IoThreadSendsTheThrottledMsi) {
+  GuestMemory mem(kRam);
+  FakeIrqBackend kvm;
+  GsiRouter router(kvm, IrqCapabilities::all());
+  auto irq = std::make_shared<FakeIrqLine>(10);
+  E1000::Options o;
+  o.msi_router = &router;
+  auto dev = E1000::create(mem, irq, kMac, o);
+  dev->config_write(pci::kCommand, 2, pci::kCommandMemory | pci::kCommandMaster);
+  const uint8_t c = dev->msi_capability();
+  dev->config_write(c + pci::kMsiAddressLo, 4, 0xfee00000);
+  dev->config_write(c + pci::kMsiData64, 2, 0x41);
+  dev->config_write(c + pci::kMsiControl, 2, pci::kMsiControlEnable);
+  ASSERT_EQ(kvm.irqfds.size(), 1u);
+  const int fd = kvm.irqfds.begin()->first;
+  auto sent = [fd] {
+    uint64_t n = 0;
+    return ::read(fd, &n, sizeof n) == sizeof n ? n : 0;
+  };
+  dev->reg_write(kItr, 40000);  // about 10 ms
+  dev->reg_write(kIms, kIntTxdw);
+  dev->reg_write(kIcs, kIntTxdw);
+  ASSERT_EQ(sent(), 1u);
+  dev->reg_read(kIcr);
+  dev->reg_write(kIcs, kIntTxdw);
+  EXPECT_EQ(sent(), 0u) << "throttled";
+  uint64_t n = 0;
+  for (int i = 0; i < 400 && !n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    n = sent();
+  }
+  EXPECT_EQ(n, 1u) << "the I/O thread sends it when the interval ends";
+  EXPECT_FALSE(irq->level);
+  dev.reset();  // before the router
 }
 
 }  // namespace

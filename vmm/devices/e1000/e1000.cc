@@ -90,6 +90,8 @@ E1000::E1000(GuestMemory& mem, std::shared_ptr<IrqLine> irq, const net::MacAddre
   // their IOAPIC pin.
   raw_set8(pci::kInterruptLine, static_cast<uint8_t>(irq_->gsi()));
   add_config_hook(pci::kCommand, 2, [this] { command_changed(); });
+  if (options_.msi_router)
+    msi_ = std::make_unique<Msi>(*this, *options_.msi_router, [this](bool enabled) { msi_changed(enabled); });
   std::lock_guard lock(mu_);
   reset_locked();
 }
@@ -197,6 +199,22 @@ void E1000::command_changed() {
     tx_locked();  // descriptors queued while DMA was off
     wake_io();
   }
+}
+
+void E1000::msi_changed(bool enabled) {
+  // Runs with the PCI config lock held (the capability's hook).
+  std::lock_guard lock(mu_);
+  if (enabled == msi_enabled_) return;
+  msi_enabled_ = enabled;
+  // The condition starts over on the new path: a cause still pending
+  // raises the line, or sends a message, at once (ITR permitting), so a
+  // switch in either direction loses nothing.
+  if (line_high_) {
+    line_high_ = false;
+    irq_->set_level(false);
+  }
+  msi_signalled_ = false;
+  update_irq_locked();
 }
 
 void E1000::bar_read(uint32_t bar, uint64_t offset, uint8_t* data, uint32_t size) {
@@ -437,19 +455,24 @@ void E1000::raise_locked(uint32_t causes) {
 }
 
 void E1000::update_irq_locked() {
-  const bool pending = (reg(kIcr) & reg(kIms) & kIntMask) && !intx_disabled_;
+  // The condition, as the active path can carry it: INTx obeys COMMAND's
+  // Interrupt Disable; an MSI is a memory write, so it needs bus mastering
+  // (a message due while mastering is off goes out when it comes back on).
+  const bool cause = reg(kIcr) & reg(kIms) & kIntMask;
+  const bool pending = cause && (msi_enabled_ ? bus_master_ : !intx_disabled_);
   if (!pending) {
     throttle_deadline_ns_ = 0;
+    msi_signalled_ = false;  // the next rise sends a new message
     if (line_high_) {
       line_high_ = false;
       irq_->set_level(false);
     }
     return;
   }
-  if (line_high_) return;
-  // ITR: at most one assertion per ITR x 256 ns. A cause that arrives
-  // sooner waits for the I/O thread's timer; the causes accumulate in ICR,
-  // so one interrupt then covers them all.
+  if (line_high_ || msi_signalled_) return;  // already signalled
+  // ITR: at most one interrupt (line assertion or MSI message) per ITR x
+  // 256 ns. A cause that arrives sooner waits for the I/O thread's timer;
+  // the causes accumulate in ICR, so one interrupt then covers them all.
   const uint64_t interval = uint64_t{reg(kItr) & 0xffff} * 256;
   const uint64_t now = now_ns();
   if (interval && asserted_once_ && now - last_assert_ns_ < interval) {
@@ -460,16 +483,43 @@ void E1000::update_irq_locked() {
     return;
   }
   throttle_deadline_ns_ = 0;
-  line_high_ = true;
   asserted_once_ = true;
   last_assert_ns_ = now;
-  ++stats_.interrupts;
-  irq_->set_level(true);
+  signal_locked();
+}
+
+void E1000::signal_locked() {
+  if (!msi_enabled_) {
+    line_high_ = true;
+    ++stats_.interrupts;
+    irq_->set_level(true);
+    return;
+  }
+  // Marked signalled even if KVM refuses the message: retrying at every
+  // new cause would not make a guest-chosen bad message good.
+  msi_signalled_ = true;
+  if (msi_->notify()) {
+    ++stats_.interrupts;
+    ++stats_.msi_messages;
+    return;
+  }
+  ++stats_.msi_refused;
+  if (!msi_refusal_logged_) {
+    msi_refusal_logged_ = true;
+    const MsiMessage m = msi_->message();
+    log_locked("KVM refused the MSI message (address " + hex(m.address) + ", data " + hex(m.data) +
+               "); further refusals are only counted");
+  }
 }
 
 bool E1000::irq_asserted() const {
   std::lock_guard lock(mu_);
   return line_high_;
+}
+
+bool E1000::msi_enabled() const {
+  std::lock_guard lock(mu_);
+  return msi_enabled_;
 }
 
 void E1000::log_locked(const std::string& what) {
@@ -772,14 +822,21 @@ E1000::Stats E1000::stats() const {
 
 std::string E1000::stats_line() const {
   const Stats s = stats();
-  char buf[512];
+  // Which path carries interrupts now: INTx, MSI, or INTx on a device
+  // that has no MSI capability at all (an exact 82540EM).
+  const char* delivery = msi_enabled() ? "MSI" : msi_ ? "INTx (MSI off)" : "INTx (no MSI capability)";
+  std::string refused;
+  if (s.msi_refused) refused = ", " + std::to_string(s.msi_refused) + " refused";
+  char buf[640];
   std::snprintf(buf, sizeof buf,
                 "e1000 %s: %llu MMIO exits (TDT %llu, RDT %llu, ICR %llu, IMS %llu, IMC %llu, other %llu), "
-                "%llu interrupts, TX %llu frames %llu bytes %llu errors, RX %llu frames %llu bytes, "
-                "%llu FIFO drops, %llu filtered, %llu dropped",
+                "%llu interrupts (%llu INTx, %llu MSI%s) by %s, TX %llu frames %llu bytes %llu errors, "
+                "RX %llu frames %llu bytes, %llu FIFO drops, %llu filtered, %llu dropped",
                 mac_string(mac_).c_str(), (unsigned long long)s.mmio_exits, (unsigned long long)s.mmio_tdt,
                 (unsigned long long)s.mmio_rdt, (unsigned long long)s.mmio_icr, (unsigned long long)s.mmio_ims,
                 (unsigned long long)s.mmio_imc, (unsigned long long)s.mmio_other, (unsigned long long)s.interrupts,
+                (unsigned long long)(s.interrupts - s.msi_messages), (unsigned long long)s.msi_messages,
+                refused.c_str(), delivery,
                 (unsigned long long)s.tx_frames, (unsigned long long)s.tx_bytes, (unsigned long long)s.tx_errors,
                 (unsigned long long)s.rx_frames, (unsigned long long)s.rx_bytes,
                 (unsigned long long)s.rx_fifo_drops, (unsigned long long)s.rx_filtered,

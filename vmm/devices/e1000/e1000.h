@@ -2,7 +2,8 @@
 // its 128 KiB register file in BAR0 and the IOADDR/IODATA window in BAR1,
 // the EEPROM and PHY behind EERD/EECD and MDIC, legacy receive descriptors,
 // legacy and TCP/IP context/data transmit descriptors, interrupt causes with
-// mask and throttling, and the read-to-clear statistics registers.
+// mask and throttling, delivered by INTx or (an addition to the 82540EM,
+// optional) MSI, and the read-to-clear statistics registers.
 //
 // Threads:
 //   - vCPU threads: every register access is an MMIO (or port I/O) exit
@@ -16,8 +17,14 @@
 //   - the device's I/O thread moves frames from the FIFO into receive
 //     descriptors and raises throttled interrupts when their time comes.
 // `mu_` guards the registers, the rings and guest-memory writes; `fifo_mu_`
-// only the FIFO. Order: mu_ -> fifo_mu_. PCI config hooks run with the
-// PCI config lock held and then take mu_.
+// only the FIFO. Order: mu_ -> fifo_mu_, and mu_ -> Msi -> GsiRouter. PCI
+// config hooks run with the PCI config lock held and then take mu_.
+//
+// Interrupts: the condition is ICR & IMS != 0. With INTx the line carries
+// it as a level; with MSI enabled (Message Control bit 0) the line stays
+// low (PCI: MSI enable disables INTx) and one message goes out on each
+// rising edge of the condition, i.e. exactly where the line would rise.
+// ITR throttles both the same way.
 //
 // A hostile guest: every ring base, length and index and every buffer
 // address is checked against guest RAM before use. A bad ring stops that
@@ -42,7 +49,9 @@
 #include "vmm/devices/e1000/tx_assembler.h"
 #include "vmm/guest_memory.h"
 #include "vmm/irq/irq_line.h"
+#include "vmm/irq/gsi_router.h"
 #include "vmm/net/frame_port.h"
+#include "vmm/pci/msi.h"
 #include "vmm/pci/pci_device.h"
 
 namespace vmm {
@@ -63,10 +72,16 @@ class E1000 final : public PciDevice, public net::FrameSink {
     // Where the device's one-line messages go (a stopped ring, a dropped
     // frame). Default: stderr.
     std::function<void(const std::string&)> log;
+    // Where MSI messages go. With a router the device has an MSI
+    // capability (one vector, 64-bit address), which a real 82540EM lacks
+    // (see README); null, the default, leaves it exactly an 82540EM with
+    // INTx only. The router must outlive the device.
+    GsiRouter* msi_router = nullptr;
   };
 
   // The device, its I/O thread started (unless options say otherwise).
-  // `irq` is the INTx line; its GSI goes into Interrupt Line.
+  // `irq` is the INTx line; its GSI goes into Interrupt Line. MSI besides
+  // it with Options::msi_router.
   static std::shared_ptr<E1000> create(GuestMemory& mem, std::shared_ptr<IrqLine> irq, const net::MacAddress& mac,
                                        Options options);
   static std::shared_ptr<E1000> create(GuestMemory& mem, std::shared_ptr<IrqLine> irq, const net::MacAddress& mac) {
@@ -95,14 +110,21 @@ class E1000 final : public PciDevice, public net::FrameSink {
   // Empty while the direction runs; the reason after a bad ring stopped it.
   std::string rx_stop_reason() const;
   std::string tx_stop_reason() const;
+  // Whether the INTx line is high.
   bool irq_asserted() const;
+  // Whether the guest turned MSI on (always false without the capability).
+  bool msi_enabled() const;
+  // The MSI capability's offset in configuration space; 0 if none.
+  uint8_t msi_capability() const { return msi_ ? msi_->capability_offset() : 0; }
 
   struct Stats {
     uint64_t mmio_exits = 0;
     // MMIO exits of the registers a driver touches per packet; the rest
     // are in `mmio_other`.
     uint64_t mmio_icr = 0, mmio_ims = 0, mmio_imc = 0, mmio_rdt = 0, mmio_tdt = 0, mmio_other = 0;
-    uint64_t interrupts = 0;  // assertions of the INTx line
+    uint64_t interrupts = 0;    // INTx assertions plus MSI messages
+    uint64_t msi_messages = 0;  // of those, MSI messages sent
+    uint64_t msi_refused = 0;   // MSI messages KVM did not take (not in the above)
     uint64_t tx_frames = 0, tx_bytes = 0, tx_errors = 0;
     uint64_t rx_frames = 0, rx_bytes = 0;
     uint64_t rx_fifo_drops = 0;    // FIFO full: the guest gave no descriptors in time
@@ -128,6 +150,7 @@ class E1000 final : public PciDevice, public net::FrameSink {
   void start();
   void io_loop();
   void command_changed();  // PCI COMMAND hook: bus mastering, INTx disable
+  void msi_changed(bool enabled);  // MSI enable, from the capability's hook
 
   uint32_t& reg(uint32_t offset) { return regs_[offset / 4]; }
   uint32_t read_locked(uint32_t offset);
@@ -135,9 +158,11 @@ class E1000 final : public PciDevice, public net::FrameSink {
   void count_exit_locked(uint32_t offset);
   void reset_locked();
 
-  // Interrupts: ICR |= causes, then the line follows ICR & IMS (and ITR).
+  // Interrupts: ICR |= causes, then the line (or MSI) follows ICR & IMS
+  // (and ITR).
   void raise_locked(uint32_t causes);
   void update_irq_locked();
+  void signal_locked();  // the condition rose: the line goes high, or a message goes out
 
   // Validates a ring's registers; on failure stops the direction.
   bool ring_locked(bool rx, Ring* ring);
@@ -161,6 +186,7 @@ class E1000 final : public PciDevice, public net::FrameSink {
   const std::shared_ptr<IrqLine> irq_;
   const net::MacAddress mac_;
   const Options options_;
+  std::unique_ptr<Msi> msi_;  // with Options::msi_router
 
   mutable std::mutex mu_;
   std::array<uint32_t, e1000::kMmioBarSize / 4> regs_{};
@@ -171,7 +197,10 @@ class E1000 final : public PciDevice, public net::FrameSink {
   std::string rx_stop_, tx_stop_;
   bool bus_master_ = false;
   bool intx_disabled_ = false;
-  bool line_high_ = false;
+  bool line_high_ = false;     // INTx
+  bool msi_enabled_ = false;   // the capability's enable bit, as last seen by msi_changed()
+  bool msi_signalled_ = false; // a message went out for the condition, which has not dropped since
+  bool msi_refusal_logged_ = false;
   bool asserted_once_ = false;
   uint64_t last_assert_ns_ = 0;
   uint64_t throttle_deadline_ns_ = 0;  // 0: no assertion waits for ITR
