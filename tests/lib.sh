@@ -9,11 +9,22 @@
 passed=0 failed=0
 OUT=""
 
+# A guest that triple-faults without having reported any fault of its own
+# (the VMM prints KVM's reset state) is, so far without exception, the nested
+# host's software-emulated SVM misbehaving under load: the same moments have
+# shown the nested host's own kernel corrupting its stack or locking up
+# (docs/architecture.md, "Hosts we run on"). Such a test is run once more
+# and says so; any other failure, or the same one twice, fails.
+kPhantomTripleFault="guest crashed: triple fault (KVM_EXIT_SHUTDOWN)"
+
 run_test() {
   local name=$1 fn=$2 log
   if log=$("$fn" 2>&1); then
     passed=$((passed + 1))
     echo "ok   $name"
+  elif [[ $log == *"$kPhantomTripleFault"* ]] && log=$("$fn" 2>&1); then
+    passed=$((passed + 1))
+    echo "ok   $name (on a second run: the first saw a guest triple fault the guest never reported)"
   else
     failed=$((failed + 1))
     echo "FAIL $name"
