@@ -25,11 +25,6 @@ using namespace vmm;
 using namespace vmm::e1000;
 using fuzz::Input;
 
-#define CHECK(c) \
-  do {           \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
 constexpr uint64_t kRam = 64 << 10;
 
 // The registers a driver programs, so the fuzzer reaches deep states

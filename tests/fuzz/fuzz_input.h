@@ -1,6 +1,13 @@
 // The fuzz input read as a stream of little-endian values; past its end
-// everything reads as zero, so every input is a complete program.
+// everything reads as zero, so every input is a complete program. Also
+// CHECK, the targets' invariant check: a violated one traps, which
+// libFuzzer reports as a crash with the input that caused it.
 #pragma once
+
+#define CHECK(c)                \
+  do {                          \
+    if (!(c)) __builtin_trap(); \
+  } while (0)
 
 #include <cstddef>
 #include <cstdint>

@@ -24,11 +24,6 @@ namespace {
 using namespace net;
 using fuzz::Input;
 
-#define CHECK(c) \
-  do {           \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
 constexpr MacAddress kMacA{{0x52, 0x54, 0, 0, 0, 0x0a}};
 constexpr MacAddress kMacB{{0x52, 0x54, 0, 0, 0, 0x0b}};
 constexpr Ipv4Address kIpA = Ipv4Address::of(10, 0, 0, 11);

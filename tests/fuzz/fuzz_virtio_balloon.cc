@@ -34,11 +34,6 @@ using namespace vmm;
 using namespace virtio;
 using fuzz::Input;
 
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
 constexpr uint64_t kRam = 256 << 10;  // 64 pages
 constexpr uint64_t kPages = kRam / 4096;
 

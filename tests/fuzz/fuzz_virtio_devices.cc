@@ -33,11 +33,6 @@ using namespace vmm;
 using namespace virtio;
 using fuzz::Input;
 
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
 constexpr uint64_t kRam = 64 << 10;
 constexpr off_t kDiskBytes = 32 << 10;
 

@@ -28,11 +28,6 @@ constexpr uint64_t kDesc = 0x0, kAvail = 0x200, kUsed = 0x280;
 
 using fuzz::Input;
 
-#define CHECK(c) \
-  do {           \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
 // Touches every byte of every buffer, through the chain's helpers and
 // through the host pointers, and checks each buffer independently.
 void consume(GuestMemory& mem, const VirtqChain& c, uint16_t size, std::vector<uint8_t>& scratch) {

@@ -1,18 +1,10 @@
 #include "vmm/cli.h"
+#include "tests/unit/vmm/cli_test_util.h"
 
 #include <gtest/gtest.h>
 
 namespace vmm {
 namespace {
-
-std::string usage_error(const std::vector<std::string>& args) {
-  try {
-    parse_cli(args);
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(CliTest, ParsesRunWithAllOptions) {
   auto r = parse_cli({"run", "-k", "k.elf", "-m", "128M", "-c", "2", "--cmdline", "a b", "--stats", "--console", "c.log"});

@@ -2,19 +2,11 @@
 #include <gtest/gtest.h>
 
 #include "vmm/cli.h"
+#include "tests/unit/vmm/cli_test_util.h"
 #include "vmm/cluster.h"
 
 namespace vmm {
 namespace {
-
-std::string usage_error(const std::vector<std::string>& args) {
-  try {
-    parse_cli(args);
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(ClusterCliTest, NoClusterWithoutVmsOrGateway) {
   const auto r = parse_cli({"run", "-k", "k"});
