@@ -64,8 +64,8 @@ SnapshotMeta decode_meta(std::span<const uint8_t> payload, const std::string& wh
       c.disks.push_back({d.at("path").get<std::string>(), d.at("read_only").get<bool>(), d.at("serial").get<std::string>()});
     c.net = v.at("net").get<bool>();
     const std::string nic = v.at("nic").get<std::string>();
-    if (nic == "virtio") c.nic = NicModel::kVirtio;
-    else if (nic == "e1000") c.nic = NicModel::kE1000;
+    if (nic == to_string(NicModel::kVirtio)) c.nic = NicModel::kVirtio;
+    else if (nic == to_string(NicModel::kE1000)) c.nic = NicModel::kE1000;
     else throw SnapshotError(what + ": unknown NIC model '" + nic + "'");
     c.mac = parse_mac(v.at("mac").get<std::string>());
     c.balloon = v.at("balloon").get<bool>();
