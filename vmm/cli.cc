@@ -6,6 +6,7 @@ namespace vmm {
 
 const char* usage_text() {
   return "usage: vmm run -k KERNEL [options]\n"
+         "       vmm restore FILE [--console PATH] [--control PATH] [--stats]   (a snapshot, see vmctl snapshot)\n"
          "       vmm --help | --version\n"
          "\n"
          "Boots a PVH kernel (an ELF with a XEN_ELFNOTE_PHYS32_ENTRY note) in a KVM virtual machine.\n"

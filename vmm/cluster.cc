@@ -100,7 +100,7 @@ class Cluster::ConsoleLines {
   std::vector<std::string> pending_;
 };
 
-Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc)
+Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc, MachineFactory first_boot)
     : base_(base), cc_(cc), switch_(switch_options(cc)) {
   if (cc_.vms < 1 || cc_.vms > kMaxVms) throw std::invalid_argument("a cluster has 1 to 64 VMs");
   if (cc_.gateway_base != 0) {
@@ -117,7 +117,7 @@ Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc)
     auto extra = cc_.vm_cmdline.find(i);
     slots_[i].config = cluster_vm_config(base_, i, extra == cc_.vm_cmdline.end() ? "" : extra->second);
     try {
-      slots_[i].machine = make_machine(i);
+      slots_[i].machine = make_machine(i, first_boot);
     } catch (const std::exception& e) {
       throw std::runtime_error("vm " + std::to_string(i) + ": " + e.what());
     }
@@ -131,7 +131,7 @@ Cluster::~Cluster() {
   }
 }
 
-std::unique_ptr<Machine> Cluster::make_machine(int i) {
+std::unique_ptr<Machine> Cluster::make_machine(int i, const MachineFactory& factory) {
   MachineIo io;
   if (cc_.vms > 1) io.name = "vm " + std::to_string(i);
   if (console_) io.console = [this, i](uint8_t b) { console_->byte(i, b); };
@@ -139,6 +139,7 @@ std::unique_ptr<Machine> Cluster::make_machine(int i) {
   NetConnector connect = [this, port](std::shared_ptr<net::FrameSink> sink) {
     return switch_.attach(port, std::move(sink));
   };
+  if (factory) return factory(i, std::move(io), std::move(connect));
   return std::make_unique<Machine>(slots_[i].config, std::move(io), std::move(connect));
 }
 

@@ -50,9 +50,12 @@ VmConfig cluster_vm_config(const VmConfig& base, int index, const std::string& e
 
 class Cluster {
  public:
+  // Builds VM i the first time instead of booting its kernel (`vmm
+  // restore`); a later restart boots the kernel as usual.
+  using MachineFactory = std::function<std::unique_ptr<Machine>(int vm, MachineIo io, NetConnector connect)>;
   // Builds every VM (in order; the first failure throws, naming the VM),
   // the switch and the gateway (when cc.gateway_base is set).
-  Cluster(const VmConfig& base, const ClusterConfig& cc);
+  Cluster(const VmConfig& base, const ClusterConfig& cc, MachineFactory first_boot = {});
   ~Cluster();
 
   // Runs every VM to its end; returns the cluster's exit status.
@@ -98,7 +101,7 @@ class Cluster {
   };
   static constexpr int kKilledStatus = 137;  // as a shell reports SIGKILL
 
-  std::unique_ptr<Machine> make_machine(int vm);
+  std::unique_ptr<Machine> make_machine(int vm, const MachineFactory& factory = {});
   void start_locked(int vm);  // mu_ held
   Slot& slot_locked(int vm);  // mu_ held; throws for a bad index
 

@@ -1,5 +1,6 @@
 #include "vmm/cluster_control.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,27 @@ void add_cluster_commands(Cluster& c, control::CommandTable& t) {
     if (auto mem = read_process_memory()) reply["vmm_rss_bytes"] = mem->rss_bytes;
     return reply;
   });
+  t.add("snapshot", "save a VM to a file: {file, vm?, base?} (base: the VM's last snapshot, for an incremental one)",
+        [&c](const Json& a) {
+          const int vm = a.contains("vm") ? get_vm(c, a) : 0;
+          const std::string file = control::get_string(a, "file");
+          const std::string base = control::get_string(a, "base", /*required=*/false);
+          if (file.empty()) throw CommandError("\"file\" must name the snapshot file");
+          Json reply;
+          guarded([&] {
+            c.with_machine(vm, [&](Machine& m) {
+              const Machine::SnapshotResult r = m.snapshot(file, base);
+              reply = Json{{"vm", vm},
+                           {"file", file},
+                           {"kind", r.incremental ? "incremental" : "full"},
+                           {"bytes", r.bytes},
+                           {"pages", r.pages},
+                           {"pause_ms", std::round(r.pause_ms * 1000) / 1000}};
+            });
+            return Json();
+          });
+          return reply;
+        });
   t.add("shutdown", "stop every VM; the VMM exits", [&c](const Json&) {
     c.shutdown();
     return Json();

@@ -9,7 +9,9 @@
 
 namespace vmm {
 
-GuestMemory::GuestMemory(uint64_t size) : size_(size) {
+// The bitmap is sized only for a size the checks below accept.
+GuestMemory::GuestMemory(uint64_t size)
+    : size_(size), vmm_dirty_(size <= kMaxSize ? size / snapshot::kPageSize : 0) {
   if (size == 0 || size > kMaxSize || size % 4096)
     throw std::invalid_argument("guest RAM size must be a non-zero multiple of 4 KiB up to 3 GiB");
   // MAP_NORESERVE: untouched guest pages cost the host nothing.
@@ -49,6 +51,7 @@ bool GuestMemory::write(uint64_t gpa, const void* src, uint64_t len) {
   uint8_t* p = ptr(gpa, len);
   if (!p) return false;
   std::memcpy(p, src, len);
+  mark_dirty(gpa, len);
   return true;
 }
 

@@ -6,9 +6,12 @@
 // hostile and its addresses and lengths are never trusted.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "vmm/snapshot/dirty_bitmap.h"
 
 namespace vmm {
 
@@ -40,10 +43,27 @@ class GuestMemory {
   bool read(uint64_t gpa, void* dst, uint64_t len) const;
   bool write(uint64_t gpa, const void* src, uint64_t len);
 
+  // ---- Writes KVM's dirty log cannot see (vmm/snapshot/README.md) --------
+  // KVM logs the guest's own stores (KVM_MEM_LOG_DIRTY_PAGES), not the
+  // VMM's: device threads writing guest RAM through host pointers (virtio
+  // used rings and receive buffers, virtio-blk reads by io_uring, e1000
+  // write-backs, the time page) bypass the guest's page tables. Every such
+  // writer calls mark_dirty() (write() does it itself); while tracking is
+  // on, the pages land in vmm_dirty(), which an incremental snapshot ORs
+  // with KVM's log. Costs one relaxed load while tracking is off.
+  void mark_dirty(uint64_t gpa, uint64_t len) {
+    if (tracking_.load(std::memory_order_relaxed)) vmm_dirty_.set_bytes(gpa, len);
+  }
+  void set_dirty_tracking(bool on) { tracking_.store(on, std::memory_order_seq_cst); }
+  bool dirty_tracking() const { return tracking_.load(); }
+  snapshot::DirtyBitmap& vmm_dirty() { return vmm_dirty_; }
+
  private:
   uint64_t size_;
   uint8_t* base_ = nullptr;
   std::vector<MemoryRegion> regions_;
+  std::atomic<bool> tracking_{false};
+  snapshot::DirtyBitmap vmm_dirty_;  // pages of gpa 0 .. size_
 };
 
 }  // namespace vmm

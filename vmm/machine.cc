@@ -54,12 +54,12 @@ Machine::BootEntry Machine::load_kernel(const VmConfig& config, GuestMemory& mem
   return {kernel.entry, write_start_info(mem, config.cmdline)};
 }
 
-Machine::Machine(const VmConfig& config, MachineIo io, NetConnector connect_net)
+Machine::Machine(const VmConfig& config, MachineIo io, NetConnector connect_net, Boot boot)
     : config_(config),
       io_(std::move(io)),
       who_(io_.name.empty() ? "vmm: " : "vmm: " + io_.name + ": "),
       mem_(config.mem_bytes),
-      boot_(load_kernel(config_, mem_)),
+      boot_(boot == Boot::kKernel ? load_kernel(config_, mem_) : BootEntry{}),
       kvm_(),
       vm_(kvm_),
       time_page_(mem_) {
@@ -78,7 +78,8 @@ Machine::Machine(const VmConfig& config, MachineIo io, NetConnector connect_net)
   // exists since Linux 5.13.
   if (kvm_.check_extension(KVM_CAP_HALT_POLL)) vm_.enable_cap(KVM_CAP_HALT_POLL, config_.halt_poll_ns);
   vm_.create_irqchip();
-  if (kvm_.check_extension(KVM_CAP_PIT2)) vm_.create_pit();
+  has_pit_ = kvm_.check_extension(KVM_CAP_PIT2);
+  if (has_pit_) vm_.create_pit();
   for (size_t slot = 0; slot < mem_.regions().size(); ++slot) {
     const MemoryRegion& r = mem_.regions()[slot];
     vm_.set_memory_region(static_cast<uint32_t>(slot), r.gpa, r.size, r.host);
@@ -121,8 +122,8 @@ void Machine::setup_devices() {
     // A failed interrupt line change is not fatal for a console; report it.
     if (ioctl(vm_fd, KVM_IRQ_LINE, &irq) < 0) std::perror("vmm: KVM_IRQ_LINE for the serial port");
   };
-  pio_.add(platform::kSerialPort, 8, std::make_shared<Uart16550>([this](uint8_t b) { console_byte(b); }, serial_irq),
-           "serial (COM1)");
+  uart_ = std::make_shared<Uart16550>([this](uint8_t b) { console_byte(b); }, serial_irq);
+  pio_.add(platform::kSerialPort, 8, uart_, "serial (COM1)");
   pio_.add(platform::kDebugExitPort, platform::kDebugExitSize,
            std::make_shared<DebugExit>([this](uint32_t status) {
              // Statuses above 255 cannot be an exit status; say so and clamp.

@@ -23,6 +23,7 @@
 #include "vmm/kvm.h"
 #include "vmm/net/frame_port.h"
 #include "vmm/pci/pci_bus.h"
+#include "vmm/snapshot/kvm_dirty_log.h"
 #include "vmm/time_page.h"
 
 namespace vmm {
@@ -31,6 +32,7 @@ class VirtioPciDevice;
 class VirtioNetDevice;
 class VirtioBalloonDevice;
 class E1000;
+class Uart16550;
 namespace net {
 class DiscardPort;
 }
@@ -58,7 +60,11 @@ class Machine {
   // the VM and takes its console (cluster mode). With config.net, the
   // virtio-net NIC is connected through `connect_net`, or, when that is
   // empty (a lone VM), to a port that drops everything.
-  explicit Machine(const VmConfig& config, MachineIo io = {}, NetConnector connect_net = {});
+  // kSnapshot (Machine::restore): the kernel is not loaded; RAM and every
+  // state come from a snapshot instead.
+  enum class Boot { kKernel, kSnapshot };
+  explicit Machine(const VmConfig& config, MachineIo io = {}, NetConnector connect_net = {},
+                   Boot boot = Boot::kKernel);
   ~Machine();
 
   int run();
@@ -81,6 +87,27 @@ class Machine {
   // set_target_bytes(), request_stats() and readings may be used from any
   // thread while the VM runs (the control socket's balloon commands).
   VirtioBalloonDevice* balloon() const { return balloon_.get(); }
+
+  // ---- Snapshots (vmm/snapshot/README.md; defined in vmm/snapshot/) -------
+  struct SnapshotResult {
+    uint64_t bytes = 0;   // the file's size
+    uint64_t pages = 0;   // RAM pages written
+    double pause_ms = 0;  // how long the vCPUs were stopped
+    bool incremental = false;
+  };
+  // Saves the VM to `file`: everything (full), or with `base` naming this
+  // machine's last snapshot, only the pages dirtied since (incremental).
+  // The vCPUs are paused and the devices quiesced while the state is
+  // read; the VM runs on afterwards (a VM paused before stays paused).
+  // Throws std::runtime_error with a one-line reason (bad file or base, a
+  // device that cannot be saved, a KVM failure); the VM keeps running.
+  SnapshotResult snapshot(const std::string& file, const std::string& base = "");
+  // Builds the VM saved in `file` (following its chain of bases) in this
+  // process, ready to run(): RAM, vCPUs, interrupt controllers, clock and
+  // devices as they were. `console` and `stats` are the new VMM's own.
+  // Throws snapshot::SnapshotError or std::runtime_error.
+  static std::unique_ptr<Machine> restore(const std::string& file, const std::string& console, bool stats,
+                                          MachineIo io = {}, NetConnector connect_net = {});
 
  private:
   // Where the vCPU starts: the kernel's PVH entry and %ebx.
@@ -146,6 +173,17 @@ class Machine {
   MeasurementWindow window_;
   std::string kvm_stats_note_;
   int run_area_size_ = 0;
+  bool has_pit_ = false;
+
+  // Snapshots (vmm/snapshot/machine_snapshot.cc).
+  std::shared_ptr<Uart16550> uart_;
+  std::mutex snapshot_mu_;                          // one snapshot at a time
+  std::unique_ptr<snapshot::KvmDirtyLog> dirty_log_;  // since the first snapshot
+  std::string last_snapshot_;                       // absolute path; base for the next incremental
+  uint64_t last_snapshot_id_ = 0;
+  // Loads RAM and state from the chain (oldest first) into this machine,
+  // built with Boot::kSnapshot and not yet running.
+  void load_snapshot(const std::vector<std::string>& chain);
 
   std::atomic<bool> stopping_{false};
   // Pausing: vCPUs park on pause_cv_ while paused_; parked_ counts them.

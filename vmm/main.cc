@@ -4,6 +4,7 @@
 #include "vmm/cli.h"
 #include "vmm/cluster.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot/restore_cli.h"
 
 #ifndef VMM_VERSION
 #define VMM_VERSION "0.1.0"
@@ -11,6 +12,21 @@
 
 int main(int argc, char** argv) {
   using namespace vmm;
+  if (argc > 1 && std::string(argv[1]) == "restore") {
+    snapshot::RestoreOptions options;
+    try {
+      options = snapshot::parse_restore_cli(std::vector<std::string>(argv + 2, argv + argc));
+    } catch (const UsageError& e) {
+      std::cerr << "vmm: " << e.what() << "\n";
+      return kExitUsage;
+    }
+    try {
+      return snapshot::run_restore(options);
+    } catch (const std::exception& e) {
+      std::cerr << "vmm: " << e.what() << "\n";
+      return kExitVmmError;
+    }
+  }
   CliResult cli;
   try {
     cli = parse_cli(std::vector<std::string>(argv + 1, argv + argc));

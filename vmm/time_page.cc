@@ -5,7 +5,7 @@
 
 namespace vmm {
 
-TimePage::TimePage(GuestMemory& mem) {
+TimePage::TimePage(GuestMemory& mem) : mem_(mem) {
   uint8_t* p = mem.ptr(platform::kTimePageGpa, sizeof(platform::TimePage));
   if (!p) throw std::runtime_error("guest RAM too small for the time page");
   page_ = reinterpret_cast<volatile platform::TimePage*>(p);
@@ -25,6 +25,7 @@ void TimePage::set(int64_t offset_ns, uint64_t uncertainty_ns) {
   page_->uncertainty_ns = uncertainty_ns;
   std::atomic_thread_fence(std::memory_order_release);
   page_->sequence = page_->sequence + 1;
+  mem_.mark_dirty(platform::kTimePageGpa, sizeof(platform::TimePage));  // KVM's dirty log misses host writes
 }
 
 int64_t TimePage::offset_ns() const {

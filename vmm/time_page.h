@@ -24,6 +24,7 @@ class TimePage {
   uint64_t uncertainty_ns() const;
 
  private:
+  GuestMemory& mem_;
   volatile platform::TimePage* page_;
   mutable std::mutex mu_;
 };

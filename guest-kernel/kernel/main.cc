@@ -10,6 +10,7 @@
 #include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/drivers/serial.h"
 #include "guest-kernel/kernel/blklog_command.h"
+#include "guest-kernel/kernel/count_command.h"
 #include "guest-kernel/service/service.h"
 #include "guest-kernel/kernel/cmdline.h"
 #include "guest-kernel/kernel/event_loop.h"
@@ -110,6 +111,8 @@ void print_banner() {
   // mem-touch=, balloon-wait, balloon-demo, in command-line order; the
   // other commands (exit=...) follow.
   if (const uint32_t status = run_memory_commands(cmdline)) vm_exit(status);
+  unsigned count_status;
+  if (run_count_command(cmdline, &count_status)) vm_exit(count_status);
   unsigned long ticks;
   if (cmdline.get_uint("timer-bench", &ticks)) vm_exit(run_timer_bench(ticks));
   unsigned long idle_seconds;

@@ -274,6 +274,7 @@ bool VirtioBalloonDevice::release_pages() {
     const uint64_t gpa = first * kPageSize;
     uint8_t* host = mem().ptr(gpa, n * kPageSize);  // checked above, page by page and as a run
     const int err = release_(gpa, host, n * kPageSize);
+    mem().mark_dirty(gpa, n * kPageSize);  // now reads as zero: a change KVM's dirty log misses
     stats_.release_calls.fetch_add(1, std::memory_order_relaxed);
     if (err != 0) {
       // The host refused (not the guest's fault): report it the same way,

@@ -122,6 +122,12 @@ void VirtioBlkDevice::read_device_config(uint32_t offset, uint8_t* data, uint32_
 }
 
 void VirtioBlkDevice::on_reset() { drain(false); }
+// A snapshot: every request the kernel has is completed and returned to
+// the driver (its data is in guest RAM and on the disk before RAM is saved).
+void VirtioBlkDevice::on_quiesce() {
+  drain(true);
+  if (queue(0).enabled()) notify_queue(0);
+}
 void VirtioBlkDevice::on_queue_reset(uint16_t) { drain(false); }
 void VirtioBlkDevice::on_queue_kick(uint16_t) { process_queue(); }
 

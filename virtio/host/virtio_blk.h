@@ -66,6 +66,7 @@ class VirtioBlkDevice final : public VirtioPciDevice {
   void on_queue_reset(uint16_t q) override;
   void on_queue_kick(uint16_t q) override;
   std::string device_stats() const override;
+  void on_quiesce() override;
 
  private:
   struct Request {

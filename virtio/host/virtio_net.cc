@@ -51,6 +51,9 @@ void VirtioNetDevice::read_device_config(uint32_t offset, uint8_t* data, uint32_
 
 void VirtioNetDevice::on_driver_ok() { rx_->set_open(true); }
 void VirtioNetDevice::on_reset() { rx_->set_open(false); }
+// A restored NIC receives again exactly when the saved one did (frames that
+// waited in the old process's backlog are lost, as on a real link).
+void VirtioNetDevice::on_restored() { rx_->set_open(live_locked()); }
 void VirtioNetDevice::on_queue_reset(uint16_t) {
   // Nothing is in flight outside the I/O thread's current pass, which ran
   // to completion under mu_; frames waiting for RX buffers keep waiting.

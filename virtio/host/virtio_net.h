@@ -65,6 +65,7 @@ class VirtioNetDevice final : public VirtioPciDevice {
   void on_queue_reset(uint16_t q) override;
   void on_queue_kick(uint16_t q) override;
   std::string device_stats() const override;
+  void on_restored() override;
 
  private:
   void process_rx();

@@ -511,6 +511,90 @@ bool VirtioPciDevice::dispatch(int timeout_ms) {
   return true;
 }
 
+// ---- Snapshots -------------------------------------------------------------------
+
+std::unique_lock<std::mutex> VirtioPciDevice::quiesce() {
+  std::unique_lock lock(mu_);
+  on_quiesce();
+  return lock;
+}
+
+VirtioPciDevice::TransportState VirtioPciDevice::transport_state_locked() const {
+  TransportState s;
+  s.status = status_;
+  s.isr = isr_.load();
+  s.config_generation = config_generation_.load();
+  s.driver_features = driver_features_;
+  s.negotiated = negotiated_;
+  s.driver_features_high = driver_features_high_;
+  s.device_feature_select = device_feature_select_;
+  s.driver_feature_select = driver_feature_select_;
+  s.config_vector = config_vector_;
+  s.queue_select = queue_select_;
+  s.needs_reset_reason = needs_reset_reason_;
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    const Queue& q = queues_[i];
+    QueueState qs{q.size, q.msix_vector, q.desc, q.driver, q.device, q.enabled, q.reset_done, q.vq->state()};
+    if (qs.vq.in_flight)
+      throw std::runtime_error(name() + ": queue " + std::to_string(i) + " has " + std::to_string(qs.vq.in_flight) +
+                               " requests in flight");
+    s.queues.push_back(qs);
+  }
+  return s;
+}
+
+void VirtioPciDevice::restore_transport_state(const TransportState& s) {
+  std::lock_guard lock(mu_);
+  if (s.queues.size() != queues_.size())
+    throw std::runtime_error(name() + ": the snapshot has " + std::to_string(s.queues.size()) + " queues, the device " +
+                             std::to_string(queues_.size()));
+  // What the driver could never have set is refused, as the register
+  // writes would have refused it.
+  if (s.negotiated & ~offered_) throw std::runtime_error(name() + ": the snapshot negotiated features never offered");
+  status_ = s.status;
+  isr_.store(s.isr);
+  config_generation_.store(s.config_generation);
+  driver_features_ = s.driver_features;
+  negotiated_ = s.negotiated;
+  driver_features_high_ = s.driver_features_high;
+  device_feature_select_ = s.device_feature_select;
+  driver_feature_select_ = s.driver_feature_select;
+  config_vector_ = checked_vector(s.config_vector);
+  queue_select_ = s.queue_select;
+  needs_reset_reason_ = s.needs_reset_reason;
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    const QueueState& qs = s.queues[i];
+    Queue& q = queues_[i];
+    q.vq->reset();
+    q.size = qs.size;
+    q.msix_vector = checked_vector(qs.msix_vector);
+    q.desc = qs.desc;
+    q.driver = qs.driver;
+    q.device = qs.device;
+    q.reset_done = qs.reset_done;
+    q.enabled = false;
+    if (!qs.enabled) continue;
+    VirtqueueConfig cfg;
+    cfg.size = q.size;
+    cfg.desc = q.desc;
+    cfg.avail = q.driver;
+    cfg.used = q.device;
+    cfg.event_idx = has_feature(VIRTIO_F_EVENT_IDX);
+    cfg.indirect_desc = has_feature(VIRTIO_F_INDIRECT_DESC);
+    const VirtqueueConfigError err =
+        q.size > params_.max_queue_size ? VirtqueueConfigError::kBadSize : q.vq->enable(cfg);
+    if (err != VirtqueueConfigError::kNone)
+      throw std::runtime_error(name() + ": queue " + std::to_string(i) + " cannot be enabled again: " + to_string(err));
+    if (!q.vq->restore_state(qs.vq))
+      throw std::runtime_error(name() + ": queue " + std::to_string(i) + " cannot take its saved indices");
+    q.enabled = true;
+  }
+  on_restored();
+  // Whatever the driver made available while the VM was being saved, or
+  // frames that wait: look at every queue once.
+  if (live_locked()) wake_.signal();
+}
+
 // ---- Statistics -------------------------------------------------------------------
 
 std::string VirtioPciDevice::stats_line() const {

@@ -127,6 +127,40 @@ class VirtioPciDevice : public PciDevice {
   // followed by the device model's (device_stats()).
   std::string stats_line() const;
 
+  // ---- Snapshots (vmm/snapshot) -------------------------------------------
+  struct QueueState {
+    uint16_t size = 0, msix_vector = 0;
+    uint64_t desc = 0, driver = 0, device = 0;
+    bool enabled = false, reset_done = false;
+    VirtqueueState vq;
+  };
+  struct TransportState {
+    uint8_t status = 0, isr = 0, config_generation = 0;
+    uint64_t driver_features = 0, negotiated = 0;
+    bool driver_features_high = false;
+    uint32_t device_feature_select = 0, driver_feature_select = 0;
+    uint16_t config_vector = 0, queue_select = 0;
+    std::string needs_reset_reason;
+    std::vector<QueueState> queues;
+  };
+  // Why this device model cannot be saved, or "" if it can.
+  virtual std::string snapshot_refusal() const { return ""; }
+  // Holds the device still for a snapshot: takes mu_, so the I/O thread is
+  // between batches and stays there, then lets the device model finish
+  // what it has in flight (on_quiesce). While the lock is held nothing
+  // touches guest memory on this device's behalf; frames arriving for a
+  // NIC wait in its backlog.
+  std::unique_lock<std::mutex> quiesce();
+  // With quiesce()'s lock held. Throws std::runtime_error if a queue still
+  // has chains in flight (a snapshot must not lose a request).
+  TransportState transport_state_locked() const;
+  // On a freshly built device of the same kind (nothing negotiated yet):
+  // takes the saved state, enables the saved queues again (checked against
+  // guest RAM as a driver's enable is) and continues at their indices.
+  // Throws std::runtime_error naming the queue that cannot be restored.
+  // The MSI-X table is restored separately, after the config space.
+  void restore_transport_state(const TransportState& s);
+
  protected:
   // ---- What a device model supplies ---------------------------------------
   // Device configuration space: [offset, offset + size) lies inside
@@ -153,6 +187,12 @@ class VirtioPciDevice : public PciDevice {
   virtual void on_queue_kick(uint16_t q) = 0;
   // The device model's part of stats_line(), e.g. "12 requests, 0 errors".
   virtual std::string device_stats() const { return ""; }
+  // Snapshot (mu_ held): finish in-flight work and return its chains, so
+  // nothing is in flight while the VM is saved.
+  virtual void on_quiesce() {}
+  // After restore_transport_state (mu_ held): device-model state that
+  // follows from the transport's (e.g. a NIC opens its receive side).
+  virtual void on_restored() {}
 
   // ---- Helpers for device models (with mu_ held: inside the callbacks) ----
   // Adds `fd` to the I/O thread's epoll set (before start()); `handler`

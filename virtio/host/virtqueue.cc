@@ -132,6 +132,7 @@ VirtqueueConfigError Virtqueue::enable(const VirtqueueConfig& cfg) {
   desc_ = desc;
   avail_ = avail;
   used_ = used;
+  used_gpa_ = cfg.used;
   event_idx_ = cfg.event_idx;
   indirect_desc_ = cfg.indirect_desc;
   enabled_ = true;
@@ -143,6 +144,7 @@ void Virtqueue::reset() {
   size_ = 0;
   event_idx_ = indirect_desc_ = false;
   desc_ = avail_ = used_ = nullptr;
+  used_gpa_ = 0;
   last_avail_ = used_idx_ = signalled_used_ = 0;
   notify_enabled_ = true;
   in_flight_ = 0;
@@ -161,8 +163,15 @@ uint16_t Virtqueue::load_used_event() const { return load16(avail_ + avail_used_
 uint16_t Virtqueue::avail_ring_entry(uint16_t idx) const {
   return load16(avail_ + avail_ring_entry_offset(idx & (size_ - 1u)), __ATOMIC_RELAXED);
 }
-void Virtqueue::store_avail_event(uint16_t v) { store16(used_ + used_avail_event_offset(size_), v, __ATOMIC_RELAXED); }
-void Virtqueue::store_used_flags(uint16_t v) { store16(used_ + offsetof(virtq_used, flags), v, __ATOMIC_RELAXED); }
+// Every store into the used ring is a host write KVM does not log: mark it.
+void Virtqueue::store_avail_event(uint16_t v) {
+  store16(used_ + used_avail_event_offset(size_), v, __ATOMIC_RELAXED);
+  mem_.mark_dirty(used_gpa_, used_ring_size(size_));
+}
+void Virtqueue::store_used_flags(uint16_t v) {
+  store16(used_ + offsetof(virtq_used, flags), v, __ATOMIC_RELAXED);
+  mem_.mark_dirty(used_gpa_, used_ring_size(size_));
+}
 
 PopResult Virtqueue::fail(VirtqueueError e, std::string reason) {
   // Only the first broken rule is kept: it is the one worth logging.
@@ -247,6 +256,11 @@ bool Virtqueue::add_buffer(const virtq_desc& d, bool& seen_writable, uint64_t& t
     return false;
   }
   chain.bufs_.push_back(VirtqBuffer{d.addr, d.len, host});
+  // The device may write any writable buffer from a host thread, which
+  // KVM's dirty log does not see: mark it now, while the chain is popped
+  // (snapshots wait until nothing is in flight, so the write is done by
+  // the time the page is saved).
+  if (writable) mem_.mark_dirty(d.addr, d.len);
   if (writable) {
     chain.writable_bytes_ += d.len;
   } else {
@@ -336,6 +350,7 @@ bool Virtqueue::push_used(uint16_t head, uint32_t bytes_written) {
   // Release: the element (and the data written into the buffers) is visible
   // before the index that hands it to the driver.
   store16(used_ + offsetof(virtq_used, idx), used_idx_, __ATOMIC_RELEASE);
+  mem_.mark_dirty(used_gpa_, used_ring_size(size_));
   return true;
 }
 
@@ -361,6 +376,21 @@ void Virtqueue::disable_notification() {
   // where it is suffices: the driver's index has already passed it, so it
   // will not kick again (short of 2^16 more entries: one spurious kick).
   if (!event_idx_) store_used_flags(VIRTQ_USED_F_NO_NOTIFY);
+}
+
+VirtqueueState Virtqueue::state() const {
+  return {last_avail_, used_idx_, signalled_used_, notify_enabled_, in_flight_};
+}
+
+bool Virtqueue::restore_state(const VirtqueueState& s) {
+  // Only an enabled, healthy queue with nothing in flight takes indices:
+  // a snapshot is taken with nothing in flight, so in_flight is 0 too.
+  if (!enabled_ || broken() || in_flight_ != 0 || s.in_flight != 0) return false;
+  last_avail_ = s.last_avail;
+  used_idx_ = s.used_idx;
+  signalled_used_ = s.signalled_used;
+  notify_enabled_ = s.notify_enabled;
+  return true;
 }
 
 bool Virtqueue::enable_notification() {

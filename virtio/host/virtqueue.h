@@ -124,6 +124,16 @@ class VirtqChain {
 
 enum class PopResult { kEmpty, kChain, kBroken };
 
+// The device-side indices of a queue, for snapshots (vmm/snapshot): with
+// the rings in guest RAM and the transport's configuration, all a queue is.
+struct VirtqueueState {
+  uint16_t last_avail = 0;
+  uint16_t used_idx = 0;
+  uint16_t signalled_used = 0;
+  bool notify_enabled = true;
+  uint32_t in_flight = 0;  // popped, not pushed: a snapshot needs 0
+};
+
 class Virtqueue {
  public:
   explicit Virtqueue(GuestMemory& mem) : mem_(mem) {}
@@ -176,6 +186,11 @@ class Virtqueue {
   uint16_t next_avail() const { return last_avail_; }
   uint16_t next_used() const { return used_idx_; }
   uint32_t in_flight() const { return in_flight_; }
+  VirtqueueState state() const;
+  // After enable() on a restored machine: continues at the saved indices.
+  // False (nothing changed) unless enabled, not broken and nothing in
+  // flight on either side.
+  bool restore_state(const VirtqueueState& s);
 
  private:
   // Reads of the rings; the addresses were checked at enable time.
@@ -201,6 +216,7 @@ class Virtqueue {
   uint8_t* desc_ = nullptr;   // host addresses of the three parts
   uint8_t* avail_ = nullptr;
   uint8_t* used_ = nullptr;
+  uint64_t used_gpa_ = 0;     // for mark_dirty() of host writes to the used ring
 
   uint16_t last_avail_ = 0;       // next avail ring entry to consume
   uint16_t used_idx_ = 0;         // next used ring entry to fill

@@ -1,5 +1,7 @@
 #include "vmm/devices/uart16550.h"
 
+#include <algorithm>
+
 namespace vmm {
 
 Uart16550::Uart16550(Sink sink, IrqLine irq) : sink_(std::move(sink)), irq_(std::move(irq)) {}
@@ -119,6 +121,29 @@ void Uart16550::update_irq() {
     irq_level_ = level;
     if (irq_) irq_(level);
   }
+}
+
+Uart16550::State Uart16550::state() const {
+  std::lock_guard lock(mu_);
+  return {ier_, lcr_, mcr_, scr_, dll_, dlm_, fifo_enabled_, thr_interrupt_, overrun_, irq_level_,
+          std::vector<uint8_t>(rx_.begin(), rx_.end())};
+}
+
+void Uart16550::restore(const State& s) {
+  std::lock_guard lock(mu_);
+  ier_ = s.ier;
+  lcr_ = s.lcr;
+  mcr_ = s.mcr;
+  scr_ = s.scr;
+  dll_ = s.dll;
+  dlm_ = s.dlm;
+  fifo_enabled_ = s.fifo_enabled;
+  thr_interrupt_ = s.thr_interrupt;
+  overrun_ = s.overrun;
+  const size_t cap = fifo_enabled_ ? kFifoSize : 1;
+  rx_.assign(s.rx.begin(), s.rx.begin() + static_cast<long>(std::min(cap, s.rx.size())));
+  irq_level_ = s.irq_level;
+  if (irq_) irq_(irq_level_);
 }
 
 }  // namespace vmm

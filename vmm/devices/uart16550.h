@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <vector>
 
 #include "vmm/io_bus.h"
 
@@ -35,6 +36,17 @@ class Uart16550 : public IoDevice {
   // Queues a byte from the host side for the guest to read.
   void receive(uint8_t byte);
   uint16_t divisor() const;
+
+  // Snapshots (vmm/snapshot): every register and the receive FIFO.
+  struct State {
+    uint8_t ier = 0, lcr = 0, mcr = 0, scr = 0, dll = 0, dlm = 0;
+    bool fifo_enabled = false, thr_interrupt = false, overrun = false, irq_level = false;
+    std::vector<uint8_t> rx;
+  };
+  State state() const;
+  // Takes the saved registers and drives the interrupt line to the saved
+  // level, so KVM's view of the line matches the UART's again.
+  void restore(const State& s);
 
  private:
   uint8_t read_reg(uint8_t reg);

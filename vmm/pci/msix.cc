@@ -224,4 +224,26 @@ bool MsiX::bar_write(uint32_t bar, uint64_t offset, const uint8_t* data, uint32_
   return true;
 }
 
+std::vector<MsiX::EntryState> MsiX::table_state() const {
+  std::lock_guard lock(mu_);
+  std::vector<EntryState> out;
+  for (const Entry& e : entries_) out.push_back({e.address_lo, e.address_hi, e.data, e.control, e.pending});
+  return out;
+}
+
+bool MsiX::restore_table(const std::vector<EntryState>& table) {
+  std::lock_guard lock(mu_);
+  if (table.size() != entries_.size()) return false;
+  for (size_t i = 0; i < table.size(); ++i) {
+    Entry& e = entries_[i];
+    e.address_lo = table[i].address_lo & ~3u;
+    e.address_hi = table[i].address_hi;
+    e.data = table[i].data;
+    e.control = table[i].control & kMsixEntryVectorCtrlMasked;
+    e.pending = table[i].pending;
+  }
+  unmasked_locked();
+  return true;
+}
+
 }  // namespace vmm

@@ -68,6 +68,18 @@ class MsiX {
   // The GSI carrying `vector`, once it has one (irqfd delivery only).
   std::optional<uint32_t> gsi(uint16_t vector) const;
 
+  // ---- Snapshots (vmm/snapshot) -------------------------------------------
+  struct EntryState {
+    uint32_t address_lo = 0, address_hi = 0, data = 0, control = 0;
+    bool pending = false;
+  };
+  std::vector<EntryState> table_state() const;
+  // After the configuration space (enable, function mask) was restored:
+  // loads the table and pending bits, sets up routes and irqfds for the
+  // deliverable vectors and sends what is pending and deliverable. False
+  // (nothing changed) if the number of vectors differs.
+  bool restore_table(const std::vector<EntryState>& table);
+
  private:
   struct Entry {
     uint32_t address_lo = 0;

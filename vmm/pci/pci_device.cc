@@ -251,4 +251,21 @@ void PciDevice::update_mappings_locked() {
 void PciDevice::bar_read(uint32_t, uint64_t, uint8_t* data, uint32_t size) { std::memset(data, 0xff, size); }
 void PciDevice::bar_write(uint32_t, uint64_t, const uint8_t*, uint32_t) {}
 
+PciDevice::ConfigImage PciDevice::config_image() {
+  std::lock_guard lock(config_mu_);
+  return config_;
+}
+
+void PciDevice::restore_config_image(const ConfigImage& image) {
+  for (uint32_t off = 0; off < pci::kExtConfigSpaceSize; off += 4) {
+    uint32_t wmask = 0, w1c = 0, v = 0;
+    for (uint32_t i = 0; i < 4; ++i) {
+      wmask |= uint32_t(wmask_[off + i]) << (8 * i);
+      w1c |= uint32_t(w1cmask_[off + i]) << (8 * i);
+      v |= uint32_t(image[off + i]) << (8 * i);
+    }
+    if (wmask & ~w1c) config_write(off, 4, v & ~w1c);
+  }
+}
+
 }  // namespace vmm

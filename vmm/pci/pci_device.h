@@ -94,6 +94,14 @@ class PciDevice : public std::enable_shared_from_this<PciDevice> {
   void attach(IoBus* pio, IoBus* mmio);
   void assign_bar(uint32_t index, uint64_t address);
 
+  // ---- Snapshots (vmm/snapshot) -------------------------------------------
+  using ConfigImage = std::array<uint8_t, pci::kExtConfigSpaceSize>;
+  ConfigImage config_image();
+  // On a device built like the saved one: replays the guest-writable bits
+  // of `image` as guest writes of whole dwords in address order, so hooks
+  // run and BARs map as they did (RW1C bits are left alone).
+  void restore_config_image(const ConfigImage& image);
+
  protected:
   // Guest accesses to a BAR; `offset` and `size` are within the BAR (the
   // IoBus checks). Defaults: reads all-ones, writes ignored.

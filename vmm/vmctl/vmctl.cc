@@ -3,6 +3,7 @@
 //   vmctl --sock PATH COMMAND [KEY=VALUE ...]
 //   vmctl --sock PATH balloon 64M          (shorthand for target=64M)
 //   vmctl --sock PATH snapshot FILE        (shorthand for file=FILE)
+//   vmctl --sock PATH snapshot FILE --base EARLIER --vm 0   (--KEY VALUE = KEY=VALUE)
 //   vmctl --sock PATH --raw '{"cmd": "stats"}'
 //
 // VALUEs that are plain decimal numbers are sent as numbers, "true"/"false"
@@ -85,7 +86,15 @@ int main(int argc, char** argv) {
     const char* positional = positional_field(args[i]);
     for (++i; i < args.size(); ++i) {
       auto eq = args[i].find('=');
-      if (eq == std::string::npos && positional && !request.contains(positional)) {
+      if (args[i].rfind("--", 0) == 0 && args[i].size() > 2 && eq == std::string::npos) {
+        // --KEY VALUE after the command: the same as KEY=VALUE.
+        if (i + 1 >= args.size()) {
+          std::cerr << "vmctl: " << args[i] << " needs a value\n";
+          return 2;
+        }
+        request[args[i].substr(2)] = value_of(args[i + 1]);
+        ++i;
+      } else if (eq == std::string::npos && positional && !request.contains(positional)) {
         request[positional] = value_of(args[i]);
       } else if (eq == std::string::npos || eq == 0) {
         std::cerr << "vmctl: argument \"" << args[i] << "\" is not KEY=VALUE\n";

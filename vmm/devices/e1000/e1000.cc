@@ -763,6 +763,7 @@ void E1000::rx_locked() {
         break;
       }
       std::memcpy(dst, frame.data() + done, chunk);
+      mem_.mark_dirty(d.addr, chunk);  // a host write KVM's dirty log misses
       done += chunk;
       d.length = static_cast<uint16_t>(chunk);
       d.csum = 0;
