@@ -12,6 +12,9 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kPresent = 1, kWrite = 2, kHuge = 0x80, kNx = 1ull << 63;
 constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
+// Bits the CPU itself sets as the guest runs: not changes worth reporting.
+constexpr uint64_t kAccessedDirty = 0x60;            // page-table entries
+constexpr uint64_t kDescriptorAccessed = 1ull << 40;  // code/data descriptors
 constexpr size_t kMaxDiffLines = 8;  // per area: enough to see the pattern
 constexpr size_t kTssSize = 104;
 constexpr uint64_t kTssIstOffset = 36;  // IST1; see the 64-bit TSS layout
@@ -133,7 +136,8 @@ bool PostMortem::take(uint64_t info_gpa) {
   return true;
 }
 
-void PostMortem::diff_area(const Area& a, size_t entry_size, const std::string& prefix, std::string* out) const {
+void PostMortem::diff_area(const Area& a, size_t entry_size, uint64_t ignore, const std::string& prefix,
+                           std::string* out) const {
   std::vector<uint8_t> now(a.bytes.size());
   if (!mem_.read(a.gpa, now.data(), now.size())) {
     *out += prefix + fmt("  %s at %#" PRIx64 ": no longer readable\n", a.name.c_str(), a.gpa);
@@ -142,7 +146,9 @@ void PostMortem::diff_area(const Area& a, size_t entry_size, const std::string& 
   size_t changed = 0;
   for (size_t off = 0; off < now.size(); off += entry_size) {
     const size_t n = std::min(entry_size, now.size() - off);
-    if (std::memcmp(&now[off], &a.bytes[off], n) == 0) continue;
+    if (n > 8 ? std::memcmp(&now[off], &a.bytes[off], n) == 0
+              : ((load_le(&now[off], n) ^ load_le(&a.bytes[off], n)) & ~ignore) == 0)
+      continue;
     if (++changed > kMaxDiffLines) continue;
     std::string line = prefix + fmt("  %s at %#" PRIx64 " [%zu] (+%#zx): was ", a.name.c_str(), a.gpa,
                                     off / entry_size, off);
@@ -221,10 +227,10 @@ std::string PostMortem::report(const std::string& prefix) const {
 
   // 1. Did the delivery structures change?
   std::string diffs;
-  diff_area(c.idt, 16, prefix, &diffs);
-  diff_area(c.gdt, 8, prefix, &diffs);
-  diff_area(c.tss, 4, prefix, &diffs);
-  for (const Area& t : c.tables) diff_area(t, 8, prefix, &diffs);
+  diff_area(c.idt, 16, 0, prefix, &diffs);
+  diff_area(c.gdt, 8, kDescriptorAccessed, prefix, &diffs);
+  diff_area(c.tss, 4, 0, prefix, &diffs);
+  for (const Area& t : c.tables) diff_area(t, 8, kAccessedDirty, prefix, &diffs);
   out += diffs.empty() ? prefix + fmt("  IDT, GDT, TSS and the %zu page-table pages%s: unchanged\n", c.tables.size(),
                                       c.tables_truncated ? " copied (more not copied)" : "")
                        : diffs;

@@ -67,7 +67,10 @@ class PostMortem {
   // Bytes of [low, top) below `top` that have been written (non-zero),
   // assuming the stack started zeroed.
   uint64_t stack_used(uint64_t low, uint64_t top) const;
-  void diff_area(const Area& a, size_t entry_size, const std::string& prefix, std::string* out) const;
+  // Lines for the entries of `a` that differ in RAM now, bits in `ignore`
+  // aside (entries of up to 8 bytes).
+  void diff_area(const Area& a, size_t entry_size, uint64_t ignore, const std::string& prefix,
+                 std::string* out) const;
   // Walks the guest's current tables from `cr3`; empty if `va` is mapped
   // (and writable if `write`), else why not.
   std::string translate_problem(uint64_t cr3, uint64_t va, bool write, bool exec) const;

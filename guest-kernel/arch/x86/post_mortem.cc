@@ -61,6 +61,9 @@ void publish() {
   // Only a VMM that answers the read hears of it: elsewhere (QEMU) the
   // port may belong to something else.
   if (inl(platform::kPostMortemPort) != platform::kPostMortemMagic) return;
+  // The VMM reads the structure when the write exits: every store above
+  // must be in memory first (outl's asm does not clobber memory).
+  asm volatile("" ::: "memory");
   // The kernel is identity-mapped below 4 GiB: the address is the GPA.
   outl(platform::kPostMortemPort, static_cast<uint32_t>(reinterpret_cast<uint64_t>(&g_info)));
 }
