@@ -2,6 +2,7 @@
 
 #include "guest-kernel/arch/x86/cpu.h"
 #include "guest-kernel/arch/x86/interrupts.h"
+#include "guest-kernel/kernel/exit.h"
 
 namespace x86::post_mortem {
 namespace {
@@ -70,6 +71,21 @@ void publish() {
 
 void tables_changed() {
   if (g_published) publish();
+}
+
+void check_cpu_state() {
+  if (!g_published) return;
+  const DescriptorPointer idt = sidt(), gdt = sgdt();
+  const uint16_t tr = str();
+  const uint64_t cr3 = read_cr3();
+  if (idt.base != g_info.idt_base || idt.limit != g_info.idt_limit)
+    panic("post-mortem: IDTR changed under us: was %#lx/%#x, now %#lx/%#x", g_info.idt_base, g_info.idt_limit,
+          idt.base, idt.limit);
+  if (gdt.base != g_info.gdt_base || gdt.limit != g_info.gdt_limit)
+    panic("post-mortem: GDTR changed under us: was %#lx/%#x, now %#lx/%#x", g_info.gdt_base, g_info.gdt_limit,
+          gdt.base, gdt.limit);
+  if (tr != g_info.tr) panic("post-mortem: TR changed under us: was %#x, now %#x", g_info.tr, tr);
+  if (cr3 != g_info.cr3) panic("post-mortem: CR3 changed under us: was %#lx, now %#lx", g_info.cr3, cr3);
 }
 
 void enter(const InterruptFrame& f) {

@@ -27,6 +27,13 @@ void publish();
 // current (nothing before the first publish()).
 void tables_changed();
 
+// Panics, saying which, if IDTR, GDTR, TR or CR3 differ from what
+// publish() recorded: the kernel never reloads them after boot, so a change
+// means something below us changed them, and the next interrupt would
+// triple-fault without a word. Cheap (no exits under SVM with NPT): the
+// event loop calls it before each halt.
+void check_cpu_state();
+
 // The interrupt entry path's breadcrumbs: a few stores each, with
 // interrupts off (gates clear IF) on our single CPU.
 void enter(const InterruptFrame& frame);
