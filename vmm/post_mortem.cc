@@ -115,7 +115,7 @@ bool PostMortem::take(uint64_t info_gpa) {
     for (unsigned s = 0; s < platform::kPostMortemStacks && why.empty(); ++s) {
       const platform::PostMortemStack& st = c.info.stacks[s];
       if (!st.top) continue;
-      if (!st.guard || st.guard >= st.top || st.top - st.guard > (64ull << 20) ||
+      if (!st.guard || st.guard >= st.top || st.top - st.guard <= kPage || st.top - st.guard > (64ull << 20) ||
           !mem_.contains(st.guard + kPage, st.top - st.guard - kPage)) {
         why = fmt("its %s (guard %#" PRIx64 ", top %#" PRIx64 ") is not a stack in RAM", kStackNames[s], st.guard,
                   st.top);

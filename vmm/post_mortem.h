@@ -41,7 +41,6 @@ class PostMortem {
 
   // The most page-table pages copied: a 64 MiB guest uses about ten.
   static constexpr size_t kMaxTablePages = 256;
-  static constexpr uint64_t kMaxGdtBytes = 0x10000;
 
  private:
   struct Area {

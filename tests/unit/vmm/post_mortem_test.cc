@@ -193,6 +193,9 @@ TEST_F(PostMortemTest, HostileReportsAreRefusedAndTheLastGoodOneKept) {
   i.stacks[2] = {0, 0x200000};
   set_info(i);
   EXPECT_FALSE(pm.take(kInfo));
+  i.stacks[2] = {0x1c0000, 0x1c1000};  // a guard and no stack
+  set_info(i);
+  EXPECT_FALSE(pm.take(kInfo));
   i.magic = 0;
   set_info(i);
   EXPECT_FALSE(pm.take(kInfo));
@@ -206,7 +209,7 @@ TEST_F(PostMortemTest, HostileReportsAreRefusedAndTheLastGoodOneKept) {
   set_info(i);
   EXPECT_FALSE(pm.take(kInfo));
   const std::string r = pm.report("");
-  EXPECT_NE(r.find("report 9 refused: its TSS [0x1000000, +0x68) is not in RAM"), std::string::npos) << r;
+  EXPECT_NE(r.find("report 10 refused: its TSS [0x1000000, +0x68) is not in RAM"), std::string::npos) << r;
   EXPECT_NE(r.find("CR3 0x10000"), std::string::npos) << r;  // the good copy
 }
 
