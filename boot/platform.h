@@ -25,6 +25,58 @@ constexpr uint32_t kBenchMarkStart = 1;
 constexpr uint32_t kBenchMarkEnd = 2;
 constexpr uint32_t kBenchMarkPresent = 0x4b52414d;  // "MARK"
 
+// The post-mortem port: a 32-bit write of the guest-physical address of
+// the kernel's PostMortemInfo (below) tells our VMM where the structures
+// that exception delivery depends on live: IDT, GDT, TSS, page tables and
+// stacks. The VMM copies them then, and when the guest triple-faults (on
+// AMD, KVM resets the vCPU at the shutdown intercept, so the registers at
+// the fault are lost) it compares guest RAM against the copies and prints
+// what changed, plus the guest's last interrupt entries (the breadcrumbs,
+// which the guest keeps in the same structure). The guest writes again
+// whenever it changes its page tables. A 32-bit read returns
+// kPostMortemMagic, so the guest writes only to a VMM that listens.
+constexpr uint16_t kPostMortemPort = 0xfc;
+constexpr uint32_t kPostMortemSize = 4;
+constexpr uint32_t kPostMortemMagic = 0x544d5250;  // "PRMT"
+constexpr uint32_t kPostMortemCrumbs = 32;         // a power of two
+constexpr uint32_t kPostMortemStacks = 5;          // main, then IST 1-4
+
+// One interrupt or exception entry, as the kernel's common entry path saw
+// it (the frame the CPU pushed).
+struct PostMortemCrumb {
+  uint64_t tsc;
+  uint64_t vector;  // vector | error code << 32
+  uint64_t rip;
+  uint64_t rsp;     // the interrupted code's stack pointer
+};
+static_assert(sizeof(PostMortemCrumb) == 32, "crumb layout");
+
+struct PostMortemStack {
+  uint64_t guard;   // the unmapped page below the stack (0: none)
+  uint64_t top;     // one past the highest byte
+};
+
+struct PostMortemInfo {
+  uint32_t magic;           // kPostMortemMagic
+  uint32_t size;            // sizeof(PostMortemInfo)
+  uint64_t idt_base;        // as loaded (sidt); identity-mapped: a GPA
+  uint64_t gdt_base;        // as loaded (sgdt)
+  uint64_t tss_base;        // from the descriptor TR selects
+  uint16_t idt_limit;
+  uint16_t gdt_limit;
+  uint16_t tr;
+  uint16_t reserved;
+  uint64_t cr3;
+  PostMortemStack stacks[kPostMortemStacks];
+  // Breadcrumbs: entry n goes to crumbs[n % kPostMortemCrumbs], and
+  // crumb_count becomes n + 1 after it; crumb_done counts handlers that
+  // returned, so count - done > 0 means the CPU was inside a handler.
+  uint64_t crumb_count;
+  uint64_t crumb_done;
+  PostMortemCrumb crumbs[kPostMortemCrumbs];
+};
+static_assert(sizeof(PostMortemInfo) == 144 + 32 * kPostMortemCrumbs, "post-mortem layout");
+
 // Status the guest writes. Our VMM exits with it unchanged; QEMU's
 // isa-debug-exit exits with (status << 1) | 1, which scripts/run undoes.
 // So statuses must stay below 128.

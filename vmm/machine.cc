@@ -16,6 +16,7 @@
 #include "vmm/cpu_state.h"
 #include "vmm/devices/bench_mark.h"
 #include "vmm/devices/debug_exit.h"
+#include "vmm/devices/post_mortem_port.h"
 #include "vmm/devices/e1000/e1000.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/host_virt.h"
@@ -132,6 +133,8 @@ void Machine::setup_devices() {
            "debug-exit");
   pio_.add(platform::kBenchMarkPort, platform::kBenchMarkSize,
            std::make_shared<BenchMark>([this](uint32_t what) { bench_mark(what); }), "bench-mark");
+  pio_.add(platform::kPostMortemPort, platform::kPostMortemSize, std::make_shared<PostMortemPort>(post_mortem_),
+           "post-mortem");
 
   // MSI routing for PCI devices. Every x86 KVM since Linux 3.5 has these;
   // a sandboxed /dev/kvm might not, and then we say what is missing.
@@ -495,6 +498,8 @@ void Machine::report_crash(Vcpu& vcpu, const std::string& what) {
   } catch (const std::exception& e) {
     out << who_ << "cannot read the vCPU's registers: " << e.what() << "\n";
   }
+  // Guest RAM survives where the registers do not: what broke delivery?
+  out << post_mortem_.report(who_);
   std::cerr << out.str();
 }
 

@@ -23,6 +23,7 @@
 #include "vmm/kvm.h"
 #include "vmm/net/frame_port.h"
 #include "vmm/pci/pci_bus.h"
+#include "vmm/post_mortem.h"
 #include "vmm/snapshot/kvm_dirty_log.h"
 #include "vmm/time_page.h"
 
@@ -162,6 +163,9 @@ class Machine {
   std::shared_ptr<VirtioNetDevice> virtio_net_;     // with --nic virtio (also in virtio_)
   uint32_t e1000_slot_ = 0;
   TimePage time_page_;
+  // What the guest told us about its delivery structures, for the crash
+  // report of a triple fault (vmm/post_mortem.h).
+  PostMortem post_mortem_{mem_};
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> threads_;
   std::vector<ExitStats> stats_;

@@ -3,6 +3,7 @@
 #include "guest-kernel/arch/x86/apic.h"
 #include "guest-kernel/arch/x86/cpu.h"
 #include "guest-kernel/arch/x86/interrupts.h"
+#include "guest-kernel/arch/x86/post_mortem.h"
 #include "guest-kernel/kernel/exit.h"
 #include "guest-kernel/time/clock.h"
 
@@ -153,6 +154,7 @@ void EventLoop::run(const std::function<bool()>& until) {
       continue;
     }
     ++halts_;
+    x86::post_mortem::check_cpu_state();
     x86::sti_hlt();
   }
 }

@@ -8,6 +8,7 @@
 #include "guest-kernel/arch/x86/cpu.h"
 #include "guest-kernel/arch/x86/gdt.h"
 #include "guest-kernel/arch/x86/interrupts.h"
+#include "guest-kernel/arch/x86/post_mortem.h"
 #include "guest-kernel/drivers/serial.h"
 #include "guest-kernel/kernel/blklog_command.h"
 #include "guest-kernel/kernel/count_command.h"
@@ -148,9 +149,13 @@ extern "C" [[noreturn]] void kernel_main(const pvh::StartInfo* si) {
   for (int i = 0; i < 4; ++i) {
     tops[i] = mm::alloc_stack(kIstStackPages);
     if (!tops[i]) panic("no memory for interrupt stacks");
+    x86::post_mortem::set_stack(1 + i, tops[i], kIstStackPages, true);
   }
   x86::gdt_init(tops);
   const uint64_t stack = mm::alloc_stack(kMainStackPages);
   if (!stack) panic("no memory for the kernel stack");
+  x86::post_mortem::set_stack(0, stack, kMainStackPages, true);
+  // Our VMM can now explain a triple fault (boot/platform.h).
+  x86::post_mortem::publish();
   switch_stack(stack, kernel_continue);
 }

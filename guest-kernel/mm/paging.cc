@@ -1,6 +1,7 @@
 #include "guest-kernel/mm/paging.h"
 
 #include "guest-kernel/arch/x86/cpu.h"
+#include "guest-kernel/arch/x86/post_mortem.h"
 #include "guest-kernel/kernel/exit.h"
 #include "guest-kernel/mm/boot_info.h"
 #include "guest-kernel/mm/page_alloc.h"
@@ -106,6 +107,7 @@ bool map_mmio(uint64_t phys, uint64_t size) {
     *pde = va | kPresent | kWrite | kPcd | kPwt | kHuge | kNx;
     x86::invlpg(va);
   }
+  x86::post_mortem::tables_changed();
   return true;
 }
 
@@ -114,6 +116,7 @@ bool unmap_page(uint64_t va) {
   if (!pte) return false;
   *pte = 0;
   x86::invlpg(va);
+  x86::post_mortem::tables_changed();
   return true;
 }
 
@@ -122,6 +125,7 @@ bool map_page(uint64_t va) {
   if (!pte) return false;
   *pte = (va & kAddrMask) | kPresent | kWrite;
   x86::invlpg(va);
+  x86::post_mortem::tables_changed();
   return true;
 }
 

@@ -4,6 +4,7 @@
 #include "guest-kernel/arch/x86/cpu.h"
 #include "guest-kernel/arch/x86/fault_probes.h"
 #include "guest-kernel/arch/x86/interrupts.h"
+#include "guest-kernel/arch/x86/post_mortem.h"
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/selftest.h"
 #include "guest-kernel/selftest/catch_exception.h"
@@ -228,4 +229,25 @@ KTEST(vmm_time_page) {
   const uint64_t a = timekeeping::monotonic_ns(), b = timekeeping::now_ns();
   KCHECK(static_cast<int64_t>(b - a) >= offset);
   KCHECK(static_cast<int64_t>(b - a) < offset + 100'000'000);
+}
+
+// The post-mortem layout (boot/platform.h) describes what the CPU has
+// loaded, and every exception entry leaves a breadcrumb and returns.
+KTEST(post_mortem_layout_and_breadcrumbs) {
+  const platform::PostMortemInfo& pm = x86::post_mortem::info();
+  KCHECK(pm.magic == platform::kPostMortemMagic);
+  x86::DescriptorPointer idt{};
+  asm volatile("sidt %0" : "=m"(idt));
+  KCHECK(pm.idt_base == idt.base && pm.idt_limit == idt.limit);
+  KCHECK(pm.cr3 == x86::read_cr3());
+  KCHECK(pm.tss_base != 0 && pm.tr == 0x18);
+  for (unsigned s = 0; s < platform::kPostMortemStacks; ++s)
+    KCHECKF(pm.stacks[s].top > pm.stacks[s].guard && pm.stacks[s].guard != 0, "stack %u", s);
+  x86::post_mortem::check_cpu_state();  // panics on a mismatch
+  const uint64_t count = pm.crumb_count, done = pm.crumb_done;
+  KCHECK(catch_exception(probe_ud) == 6);
+  KCHECK(pm.crumb_count == count + 1 && pm.crumb_done == done + 1);
+  const platform::PostMortemCrumb& c = pm.crumbs[count % platform::kPostMortemCrumbs];
+  KCHECKF((c.vector & 0xffffffff) == 6, "vector %lu", c.vector & 0xffffffff);
+  KCHECK(c.rip == reinterpret_cast<uint64_t>(&probe_ud));  // ud2 is its first instruction
 }

@@ -2,6 +2,7 @@
 
 #include "guest-kernel/arch/x86/cpu.h"
 #include "guest-kernel/arch/x86/gdt.h"
+#include "guest-kernel/arch/x86/post_mortem.h"
 #include "guest-kernel/kernel/exit.h"
 #include "guest-kernel/kernel/symbols.h"
 #include "guest-kernel/lib/print.h"
@@ -148,10 +149,9 @@ uint8_t allocate_interrupt(InterruptHandler handler, void* context) {
 
 void free_interrupt(uint8_t vector) { handlers[vector] = {nullptr, nullptr}; }
 
-}  // namespace x86
+namespace {
 
-extern "C" void interrupt_dispatch(x86::InterruptFrame* frame) {
-  using namespace x86;
+void dispatch(InterruptFrame* frame) {
   const uint64_t v = frame->vector;
   if (v < 32) {
     ExpectedFault& ef = g_expected_fault;
@@ -173,4 +173,14 @@ extern "C" void interrupt_dispatch(x86::InterruptFrame* frame) {
     return;
   }
   kprintf("guest-kernel: interrupt on unregistered vector %lu ignored\n", v);
+}
+
+}  // namespace
+}  // namespace x86
+
+extern "C" void interrupt_dispatch(x86::InterruptFrame* frame) {
+  // Breadcrumbs for the VMM's post-mortem of a triple fault.
+  x86::post_mortem::enter(*frame);
+  x86::dispatch(frame);
+  x86::post_mortem::leave();
 }
