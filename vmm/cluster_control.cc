@@ -5,6 +5,7 @@
 
 #include "vmm/cluster.h"
 #include "virtio/host/virtio_balloon.h"
+#include "vmm/memory/merge_report_json.h"
 #include "vmm/memory/process_memory.h"
 
 namespace vmm {
@@ -182,6 +183,8 @@ void add_cluster_commands(Cluster& c, control::CommandTable& t) {
       return Json();
     });
     if (auto mem = read_process_memory()) reply["vmm_rss_bytes"] = mem->rss_bytes;
+    // Merging is process-wide: every VM's pages, whichever `vm` was named.
+    if (MergeService* merge = c.merge()) reply["merge"] = merge_report_json(merge->report());
     return reply;
   });
   t.add("shutdown", "stop every VM; the VMM exits", [&c](const Json&) {

@@ -125,6 +125,15 @@ void VirtioBlkDevice::on_reset() { drain(false); }
 void VirtioBlkDevice::on_queue_reset(uint16_t) { drain(false); }
 void VirtioBlkDevice::on_queue_kick(uint16_t) { process_queue(); }
 
+void VirtioBlkDevice::quiesce_locked() {
+  if (in_flight_ == 0) return;
+  drain(true);
+  if (queue(0).enabled()) notify_queue(0);
+  // Requests left in the ring for want of a free slot are taken up as soon
+  // as the I/O thread gets mu_ back.
+  wake_io_thread();
+}
+
 // The vhost loop (virtqueue.h): takes requests until the ring is empty,
 // then asks for kicks again and re-checks, so no request is left behind.
 void VirtioBlkDevice::process_queue() {

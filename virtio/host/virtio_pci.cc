@@ -511,6 +511,16 @@ bool VirtioPciDevice::dispatch(int timeout_ms) {
   return true;
 }
 
+std::unique_lock<std::mutex> VirtioPciDevice::hold_guest_writes() {
+  std::unique_lock lock(mu_);
+  try {
+    quiesce_locked();
+  } catch (const std::exception& e) {
+    device_error(std::string("internal error while quiescing: ") + e.what());
+  }
+  return lock;
+}
+
 // ---- Statistics -------------------------------------------------------------------
 
 std::string VirtioPciDevice::stats_line() const {

@@ -123,6 +123,14 @@ class VirtioPciDevice : public PciDevice {
   const EventFd& kick_event(uint16_t q) const { return *kick_.at(q); }
   MsiX& msix() { return *msix_; }
 
+  // Stops this device writing guest RAM until the returned lock is
+  // dropped (same-page merging, vmm/memory/merge_service.h): mu_ covers
+  // every device callback and the I/O thread's work, so holding it stops
+  // them; the model then finishes writes already under way elsewhere
+  // (quiesce_locked, e.g. virtio-blk's in-flight reads). Any thread not
+  // already holding mu_.
+  std::unique_lock<std::mutex> hold_guest_writes();
+
   // One line of statistics for `vmm --stats`: the transport's counters
   // followed by the device model's (device_stats()).
   std::string stats_line() const;
@@ -151,6 +159,9 @@ class VirtioPciDevice : public PciDevice {
   // Queue `q` was kicked, or needs a scan (I/O thread, mu_ held). Only
   // called while the device is live (DRIVER_OK, no error) and `q` enabled.
   virtual void on_queue_kick(uint16_t q) = 0;
+  // hold_guest_writes() (mu_ held): finish every write into guest RAM that
+  // runs outside mu_ (the kernel's, for asynchronous I/O) before returning.
+  virtual void quiesce_locked() {}
   // The device model's part of stats_line(), e.g. "12 requests, 0 errors".
   virtual std::string device_stats() const { return ""; }
 

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -67,6 +68,8 @@ PageMerger::~PageMerger() {
 }
 
 void PageMerger::add(GuestMemory& memory, std::string name) {
+  std::lock_guard lock(mu_);
+  ++generation_;
   for (const auto& r : memory.regions()) {
     Vm vm{&memory, name, r.host, r.size / kPageSize, {}, {}, {}};
     vm.last_hash.assign(vm.pages, 0);
@@ -77,6 +80,8 @@ void PageMerger::add(GuestMemory& memory, std::string name) {
 }
 
 void PageMerger::remove(const GuestMemory& memory) {
+  std::lock_guard lock(mu_);
+  ++generation_;
   std::erase_if(vms_, [&](const Vm& vm) { return vm.memory == &memory; });
   cursor_vm_ = 0;
   cursor_page_ = 0;
@@ -84,8 +89,26 @@ void PageMerger::remove(const GuestMemory& memory) {
 }
 
 void PageMerger::scan(uint64_t budget) {
-  if (vms_.empty()) return;
   std::vector<Candidate> batch;
+  uint64_t generation;
+  {
+    std::unique_lock lock(mu_);
+    if (vms_.empty()) return;
+    generation = generation_;
+    choose(budget, batch);
+    if (batch.empty()) return;
+    ++stats_.batches;
+  }
+  // Without the lock (see the header): the callback stops the writers,
+  // then the merges run under the lock again, re-checking every page.
+  quiesce_([&] {
+    std::lock_guard lock(mu_);
+    if (generation != generation_) return;  // a VM came or went: indices are stale
+    merge_batch(batch);
+  });
+}
+
+void PageMerger::choose(uint64_t budget, std::vector<Candidate>& batch) {
   for (uint64_t n = 0; n < budget; ++n) {
     visit(cursor_vm_, cursor_page_, batch);
     ++stats_.pages_scanned;
@@ -98,9 +121,6 @@ void PageMerger::scan(uint64_t budget) {
       }
     }
   }
-  if (batch.empty()) return;
-  ++stats_.batches;
-  quiesce_([&] { merge_batch(batch); });
 }
 
 void PageMerger::visit(size_t vm_index, uint64_t page, std::vector<Candidate>& batch) {
@@ -262,9 +282,27 @@ uint64_t PageMerger::count_file_backed() const {
   return count;
 }
 
-uint64_t PageMerger::pages_sharing() const { return count_file_backed(); }
+uint64_t PageMerger::pages_sharing() const {
+  std::lock_guard lock(mu_);
+  return count_file_backed();
+}
 
 uint64_t PageMerger::pages_zero() const {
+  std::lock_guard lock(mu_);
+  return pages_zero_locked();
+}
+
+MergerStats PageMerger::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+size_t PageMerger::vm_count() const {
+  std::lock_guard lock(mu_);
+  return vms_.size();
+}
+
+uint64_t PageMerger::pages_zero_locked() const {
   uint64_t n = 0;
   for (const Vm& vm : vms_) {
     for (uint64_t p = 0; p < vm.pages; ++p) {
@@ -275,9 +313,63 @@ uint64_t PageMerger::pages_zero() const {
 }
 
 uint64_t PageMerger::bytes_saved() const {
-  const uint64_t sharing = pages_sharing();
+  std::lock_guard lock(mu_);
+  const uint64_t sharing = count_file_backed();
   const uint64_t shared_net = sharing > pool_pages_ ? sharing - pool_pages_ : 0;
-  return (shared_net + pages_zero()) * kPageSize;
+  return (shared_net + pages_zero_locked()) * kPageSize;
+}
+
+int PageMerger::release(uint8_t* host, uint64_t len) {
+  if (reinterpret_cast<uintptr_t>(host) % kPageSize || len % kPageSize) return EINVAL;
+  std::lock_guard lock(mu_);
+  uint8_t* const end = host + len;
+  uint8_t* p = host;
+  while (p < end) {
+    // The VM region holding p, if any: the balloon only names guest RAM,
+    // but a range outside every region we track is still released plainly.
+    Vm* vm = nullptr;
+    for (Vm& v : vms_) {
+      if (p >= v.base && p < v.base + v.pages * kPageSize) {
+        vm = &v;
+        break;
+      }
+    }
+    if (!vm) {
+      uint8_t* stop = end;
+      for (const Vm& v : vms_)
+        if (v.base > p && v.base < stop) stop = v.base;
+      if (::madvise(p, static_cast<size_t>(stop - p), MADV_DONTNEED) != 0) return errno;
+      p = stop;
+      continue;
+    }
+    // A run of pages inside this VM that are all in, or all out of, a pool
+    // mapping: one system call for the run.
+    const uint64_t first = static_cast<uint64_t>(p - vm->base) / kPageSize;
+    const uint64_t limit = std::min<uint64_t>(vm->pages, first + static_cast<uint64_t>(end - p) / kPageSize);
+    const bool pooled = vm->in_pool_mapping[first];
+    uint64_t last = first;
+    while (last < limit && vm->in_pool_mapping[last] == pooled) ++last;
+    const size_t bytes = (last - first) * kPageSize;
+    if (pooled) {
+      // Anonymous again: zeroes until written, no host memory, and the
+      // file mapping (one or more VMAs) is gone, so the VMA budget grows back.
+      void* r = ::mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                       -1, 0);
+      if (r == MAP_FAILED) return errno;
+    } else if (::madvise(p, bytes, MADV_DONTNEED) != 0) {
+      return errno;
+    }
+    for (uint64_t i = first; i < last; ++i) {
+      if (vm->in_pool_mapping[i] && merged_pages_ > 0) --merged_pages_;
+      vm->in_pool_mapping[i] = false;
+      vm->state[i] = kPrivate;
+      vm->last_hash[i] = 0;  // seen afresh: it must be stable again before a merge
+    }
+    ++stats_.released_runs;
+    stats_.pages_released += last - first;
+    p += bytes;
+  }
+  return 0;
 }
 
 }  // namespace vmm

@@ -21,6 +21,13 @@
 // quiesce callback, which must stop both (Machine pauses vCPUs and drains
 // device I/O) and re-checks equality under it.
 //
+// Threads: every public call takes the merger's lock, except that scan()
+// lets go of it while it calls the quiesce callback (and takes it again
+// inside, for the merges): the callback stops device threads, and one of
+// them (the balloon's, in release()) may be waiting for this lock, so
+// holding it across the callback would deadlock. Lock order: whatever the
+// callback takes (vCPU pause, device locks) -> the merger's lock.
+//
 // Accounting is measured, not assumed: /proc/self/pagemap tells, for each
 // guest page, whether it is still backed by the file (a pool page) or has
 // been copied on write, so pages_sharing() counts only real sharing.
@@ -32,6 +39,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -48,6 +56,8 @@ struct MergerStats {
   uint64_t pool_pages = 0;        // distinct shared contents held
   uint64_t batches = 0;           // quiesce callbacks made
   uint64_t raced = 0;             // candidates that changed before the merge
+  uint64_t pages_released = 0;    // given back through release() (the balloon)
+  uint64_t released_runs = 0;     // system calls release() made
 };
 
 class PageMerger {
@@ -70,7 +80,16 @@ class PageMerger {
   // wrapping around) and merges what it can, in one quiesced batch.
   void scan(uint64_t budget);
 
-  const MergerStats& stats() const { return stats_; }
+  // Gives guest pages [host, host + len) back to the host (the balloon's
+  // release): afterwards they read zeroes and cost no host memory. A page
+  // the merger mapped from the pool is remapped anonymous (MADV_DONTNEED
+  // would show the pool page again, not zeroes); any other page is
+  // MADV_DONTNEED'ed. The merger forgets what it knew of them. `host` and
+  // `len` must be page-aligned; returns 0 or an errno.
+  int release(uint8_t* host, uint64_t len);
+
+  MergerStats stats() const;
+  size_t vm_count() const;
   // Guest pages still backed by a pool page (read from pagemap), and the
   // guest pages that read the zero page because the merger dropped them.
   uint64_t pages_sharing() const;
@@ -103,6 +122,7 @@ class PageMerger {
   };
 
   uint8_t* page_ptr(const Vm& vm, uint64_t page) const { return vm.base + page * kPageSize; }
+  uint64_t pages_zero_locked() const;
   // Merges the batch; runs quiesced.
   void merge_batch(const std::vector<Candidate>& batch);
   bool remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index);
@@ -110,6 +130,8 @@ class PageMerger {
   uint64_t add_pool_page(const uint8_t* content);
   const uint8_t* pool_page(uint64_t index) const { return pool_view_ + index * kPageSize; }
   void grow_pool_view(uint64_t pages);
+  // The visiting part of scan(), lock held.
+  void choose(uint64_t budget, std::vector<Candidate>& batch);
   // Visits one page; may append a candidate to `batch`.
   void visit(size_t vm_index, uint64_t page, std::vector<Candidate>& batch);
   // Merges `c.vm/c.page` onto a pool page holding the same bytes, if any.
@@ -118,6 +140,10 @@ class PageMerger {
   uint64_t count_file_backed() const;
 
   Quiesce quiesce_;
+  mutable std::mutex mu_;  // everything below
+  // Moves on every add()/remove(): a batch chosen before scan() let go of
+  // the lock is dropped if the VMs changed meanwhile (its indices are stale).
+  uint64_t generation_ = 0;
   std::vector<Vm> vms_;
   size_t cursor_vm_ = 0;
   uint64_t cursor_page_ = 0;

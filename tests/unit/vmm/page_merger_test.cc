@@ -154,5 +154,51 @@ TEST(PageMerger, HashIsNeverZeroAndDetectsZeroPages) {
   EXPECT_FALSE(zero);
 }
 
+// release() is the balloon's hook: whatever state a page is in (merged
+// onto the pool, copied on write, dropped as zero, never merged), it must
+// read zeroes afterwards and the merger must forget it.
+TEST(PageMerger, ReleaseZeroesMergedPrivateAndDroppedPages) {
+  GuestMemory a(1 << 20), b(1 << 20);
+  for (uint64_t p : {0, 1}) {
+    fill(a, p, 5);
+    fill(b, p, 5);
+  }
+  fill(a, 3, 7);  // private, unique
+  PageMerger m([](const std::function<void()>& w) { w(); });
+  m.add(a, "a");
+  m.add(b, "b");
+  m.scan(512);
+  m.scan(512);
+  ASSERT_EQ(m.pages_sharing(), 4u);
+  ASSERT_GE(m.stats().zero_pages_dropped, 1u);  // page 2 and up are zero
+  fill(a, 1, 9);                                 // copied on write, still in the pool mapping
+  // Pages 0-3 of a: merged, copied-on-write, zero-dropped, private.
+  ASSERT_EQ(m.release(a.ptr(0, kPage), 4 * kPage), 0);
+  for (uint64_t p = 0; p < 4; ++p) {
+    const uint8_t* q = a.ptr(p * kPage, kPage);
+    for (uint64_t i = 0; i < kPage; ++i) ASSERT_EQ(q[i], 0) << "page " << p << " byte " << i;
+  }
+  EXPECT_EQ(m.stats().pages_released, 4u);
+  EXPECT_TRUE(same(b, 0, 5)) << "b's pages share the pool page a left";
+  EXPECT_TRUE(same(b, 1, 5));
+  EXPECT_EQ(m.pages_sharing(), 2u);
+  // A released page is an ordinary page again: written, it keeps its data,
+  // and once stable it merges again.
+  fill(a, 0, 5);
+  m.scan(512);
+  m.scan(512);
+  EXPECT_TRUE(same(a, 0, 5));
+  EXPECT_EQ(m.pages_sharing(), 3u);
+  EXPECT_EQ(m.release(a.ptr(0, kPage) + 1, kPage), EINVAL) << "unaligned";
+}
+
+TEST(PageMerger, ReleaseOfMemoryItDoesNotTrackStillReleases) {
+  GuestMemory a(1 << 20);
+  fill(a, 0, 5);
+  PageMerger m([](const std::function<void()>& w) { w(); });
+  ASSERT_EQ(m.release(a.ptr(0, kPage), kPage), 0);
+  EXPECT_EQ(a.ptr(0, kPage)[17], 0);
+}
+
 }  // namespace
 }  // namespace vmm
