@@ -60,11 +60,13 @@ PageMerger::PageMerger(Quiesce quiesce) : quiesce_(std::move(quiesce)) {
   // of the VMM (threads, io_uring, other VMs) can still map memory.
   const uint64_t limit = max_map_count();
   merge_limit_ = limit > 8192 ? (limit - 8192) / 2 : 0;
+  pagemap_fd_ = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
 PageMerger::~PageMerger() {
   if (pool_view_) ::munmap(pool_view_, pool_view_pages_ * kPageSize);
   ::close(memfd_);
+  if (pagemap_fd_ >= 0) ::close(pagemap_fd_);
 }
 
 void PageMerger::add(GuestMemory& memory, std::string name) {
@@ -137,6 +139,12 @@ void PageMerger::visit(size_t vm_index, uint64_t page, std::vector<Candidate>& b
   }
   if (vm.state[page] != kPrivate) return;  // already shared
   if (zero) {
+    // A zero page with no memory of its own behind it (never written)
+    // costs nothing: no quiesce, no system call, nothing counted.
+    if (!vm.in_pool_mapping[page] && !privately_backed(vm, page)) {
+      vm.state[page] = kZeroUnbacked;
+      return;
+    }
     batch.push_back({Candidate::kZero, vm_index, page, h});
     return;
   }
@@ -158,8 +166,9 @@ void PageMerger::merge_batch(const std::vector<Candidate>& batch) {
     if (vm.state[c.page] != kPrivate) continue;
     switch (c.kind) {
       case Candidate::kZero:
-        if (is_zero_page(p)) drop_zero(vm, c.page);
-        else ++stats_.raced;
+        if (!is_zero_page(p)) ++stats_.raced;
+        else if (!vm.in_pool_mapping[c.page] && !privately_backed(vm, c.page)) vm.state[c.page] = kZeroUnbacked;
+        else drop_zero(vm, c.page);
         break;
       case Candidate::kOntoPool:
         if (!merge_onto_existing(c)) ++stats_.raced;
@@ -217,6 +226,15 @@ bool PageMerger::remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index) {
   ++merged_pages_;
   ++stats_.merges;
   return true;
+}
+
+bool PageMerger::privately_backed(const Vm& vm, uint64_t page) const {
+  if (pagemap_fd_ < 0) return true;
+  constexpr uint64_t kExclusive = 1ull << 56;
+  uint64_t entry = 0;
+  const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(page_ptr(vm, page)) / kPageSize * 8);
+  if (::pread(pagemap_fd_, &entry, 8, at) != 8) return true;
+  return (entry & kPagemapPresent) && (entry & kExclusive);
 }
 
 bool PageMerger::drop_zero(Vm& vm, uint64_t page) {

@@ -9,7 +9,9 @@
 // which follows the mapping change through its MMU notifier). All-zero
 // pages are not pooled: they are dropped (MADV_DONTNEED, or an anonymous
 // remap for a page that was merged before), so they read the kernel's zero
-// page until written.
+// page until written. Zero pages with no memory of their own (never
+// written: the guest's untouched RAM) are left alone and not counted as
+// savings, which would flatter the merger.
 //
 // Which pages: like Linux KSM, a page is a candidate only once its hash
 // was the same on two consecutive visits (volatile pages are skipped), and
@@ -111,7 +113,10 @@ class PageMerger {
     // pool page, not zeroes, so it is dropped by an anonymous remap.
     std::vector<bool> in_pool_mapping;
   };
-  enum PageState : uint8_t { kPrivate = 0, kMerged = 1, kZeroDropped = 2 };
+  // kZeroUnbacked: a zero page that held no host memory of its own (never
+  // written, or already released): nothing to drop and nothing saved, so
+  // it is left alone and not counted.
+  enum PageState : uint8_t { kPrivate = 0, kMerged = 1, kZeroDropped = 2, kZeroUnbacked = 3 };
   struct Candidate {
     enum Kind : uint8_t { kZero, kOntoPool, kPair } kind;
     size_t vm;
@@ -127,6 +132,9 @@ class PageMerger {
   void merge_batch(const std::vector<Candidate>& batch);
   bool remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index);
   bool drop_zero(Vm& vm, uint64_t page);
+  // pagemap: the page is backed by a private anonymous page of its own
+  // (present and exclusively mapped, bit 56), not the kernel's zero page.
+  bool privately_backed(const Vm& vm, uint64_t page) const;
   uint64_t add_pool_page(const uint8_t* content);
   const uint8_t* pool_page(uint64_t index) const { return pool_view_ + index * kPageSize; }
   void grow_pool_view(uint64_t pages);
@@ -148,6 +156,7 @@ class PageMerger {
   size_t cursor_vm_ = 0;
   uint64_t cursor_page_ = 0;
   int memfd_ = -1;
+  int pagemap_fd_ = -1;  // /proc/self/pagemap; -1: every zero page is dropped
   uint8_t* pool_view_ = nullptr;      // read-only view of the whole pool
   uint64_t pool_view_pages_ = 0;
   uint64_t pool_pages_ = 0;
