@@ -17,6 +17,7 @@ control::Json merge_report_json(const MergeReport& r) {
     j["raced"] = r.merger.raced;
     j["batches"] = r.merger.batches;
     j["pages_released"] = r.merger.pages_released;
+    j["pages_released_merged"] = r.merger.pages_released_pooled;
     j["quiesce_failures"] = r.quiesce_failures;
     j["pages_per_second"] = r.pages_per_second;
     j["ticks"] = r.ticks;

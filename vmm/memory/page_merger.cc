@@ -385,6 +385,7 @@ int PageMerger::release(uint8_t* host, uint64_t len) {
     }
     ++stats_.released_runs;
     stats_.pages_released += last - first;
+    if (pooled) stats_.pages_released_pooled += last - first;
     p += bytes;
   }
   return 0;

@@ -181,6 +181,7 @@ TEST(PageMerger, ReleaseZeroesMergedPrivateAndDroppedPages) {
     for (uint64_t i = 0; i < kPage; ++i) ASSERT_EQ(q[i], 0) << "page " << p << " byte " << i;
   }
   EXPECT_EQ(m.stats().pages_released, 4u);
+  EXPECT_EQ(m.stats().pages_released_pooled, 2u) << "pages 0 and 1 were in the pool mapping";
   EXPECT_TRUE(same(b, 0, 5)) << "b's pages share the pool page a left";
   EXPECT_TRUE(same(b, 1, 5));
   EXPECT_EQ(m.pages_sharing(), 2u);
