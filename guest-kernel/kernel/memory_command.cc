@@ -30,6 +30,7 @@ bool mem_touch(unsigned long mib) {
   VirtioBalloon* balloon = VirtioBalloon::instance();
   const uint64_t oom_before = balloon ? balloon->pages_given_back_on_oom() : 0;
   const size_t free_before = mm::free_page_count();
+  const uint64_t start_ns = timekeeping::monotonic_ns();
   const size_t pages = mib * (1u << 20) / mm::kPageSize;
   // The pages form a list through their first word: nothing else is
   // allocated while memory runs out.
@@ -62,8 +63,9 @@ bool mem_touch(unsigned long mib) {
   if (got < pages)
     kprintf("mem-touch: out of memory after %zu of %zu pages\n", got, pages);
   kprintf("mem-touch: wrote %lu MiB (%zu pages), %zu corrupt, the balloon gave back %lu pages; "
-          "free pages %zu before, %zu at the peak, %zu after\n",
-          got * mm::kPageSize >> 20, got, corrupt, given_back, free_before, free_low, mm::free_page_count());
+          "free pages %zu before, %zu at the peak, %zu after; %lu ms\n",
+          got * mm::kPageSize >> 20, got, corrupt, given_back, free_before, free_low, mm::free_page_count(),
+          (timekeeping::monotonic_ns() - start_ns) / 1'000'000);
   return got == pages && corrupt == 0;
 }
 

@@ -15,6 +15,7 @@ control::Json merge_report_json(const MergeReport& r) {
     j["bytes_saved"] = r.bytes_saved;
     j["scanner_cpu_seconds"] = r.scanner_cpu_seconds;
     j["raced"] = r.merger.raced;
+    j["limit_hits"] = r.merger.limit_hits;
     j["batches"] = r.merger.batches;
     j["pages_released"] = r.merger.pages_released;
     j["pages_released_merged"] = r.merger.pages_released_pooled;

@@ -2,7 +2,7 @@
 // "merge" object (vmm/cluster_control.cc), built from a MergeReport.
 //   vmm: {"mode":"vmm", "vms", "pages_scanned", "full_scans", "merges",
 //         "pool_pages", "pages_sharing", "pages_zero", "bytes_saved",
-//         "scanner_cpu_seconds", "raced", "batches", "pages_released", "pages_released_merged",
+//         "scanner_cpu_seconds", "raced", "limit_hits", "batches", "pages_released", "pages_released_merged",
 //         "quiesce_failures", "pages_per_second", "ticks"}
 //   ksm: {"mode":"ksm", "vms", "mergeable_bytes", "available", "running",
 //         "pages_shared", "pages_sharing", "pages_unshared", "full_scans",

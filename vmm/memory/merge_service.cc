@@ -187,11 +187,12 @@ std::string MergeService::summary() const {
       std::snprintf(line, sizeof line,
                     "merge (vmm): %zu VMs, %llu pages scanned (%llu full scans), %llu merges, %llu pool pages, "
                     "%llu pages sharing, %llu zero pages, %.1f MiB saved, scanner CPU %.2f s, %llu raced, "
+                    "%llu refused at the mapping limit, "
                     "%llu quiesce failures, %llu pages released by the balloon (%llu merged)\n",
                     r.vms, (unsigned long long)r.merger.pages_scanned, (unsigned long long)r.merger.full_scans,
                     (unsigned long long)r.merger.merges, (unsigned long long)r.merger.pool_pages,
                     (unsigned long long)r.pages_sharing, (unsigned long long)r.pages_zero, r.bytes_saved / 1048576.0,
-                    r.scanner_cpu_seconds, (unsigned long long)r.merger.raced,
+                    r.scanner_cpu_seconds, (unsigned long long)r.merger.raced, (unsigned long long)r.merger.limit_hits,
                     (unsigned long long)r.quiesce_failures, (unsigned long long)r.merger.pages_released,
                     (unsigned long long)r.merger.pages_released_pooled);
       return line;

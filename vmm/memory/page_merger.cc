@@ -84,6 +84,12 @@ void PageMerger::add(GuestMemory& memory, std::string name) {
 void PageMerger::remove(const GuestMemory& memory) {
   std::lock_guard lock(mu_);
   ++generation_;
+  // Its mappings go with its RAM: they no longer count against the limit.
+  for (const Vm& vm : vms_) {
+    if (vm.memory != &memory) continue;
+    const uint64_t n = static_cast<uint64_t>(std::count(vm.in_pool_mapping.begin(), vm.in_pool_mapping.end(), true));
+    merged_pages_ -= std::min(merged_pages_, n);
+  }
   std::erase_if(vms_, [&](const Vm& vm) { return vm.memory == &memory; });
   cursor_vm_ = 0;
   cursor_page_ = 0;
@@ -189,7 +195,10 @@ void PageMerger::merge_batch(const std::vector<Candidate>& batch) {
           ++stats_.raced;
           break;
         }
-        if (merged_pages_ + 2 > merge_limit_) return;
+        if (merged_pages_ + 2 > merge_limit_) {
+          ++stats_.limit_hits;
+          return;
+        }
         const uint64_t k = add_pool_page(p);
         remap_onto_pool(vm, c.page, k);
         remap_onto_pool(twin, c.twin_page, k);
@@ -205,7 +214,11 @@ bool PageMerger::merge_onto_existing(const Candidate& c) {
   auto [begin, end] = pool_by_hash_.equal_range(c.hash);
   for (auto it = begin; it != end; ++it) {
     if (std::memcmp(p, pool_page(it->second), kPageSize) == 0) {
-      return merged_pages_ < merge_limit_ && remap_onto_pool(vm, c.page, it->second);
+      if (merged_pages_ >= merge_limit_ && !vm.in_pool_mapping[c.page]) {
+        ++stats_.limit_hits;
+        return false;
+      }
+      return remap_onto_pool(vm, c.page, it->second);
     }
   }
   return false;
@@ -222,8 +235,10 @@ bool PageMerger::remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index) {
     return false;
   }
   vm.state[page] = kMerged;
+  // Counted once per page in a pool mapping (the VMA budget), not per
+  // merge: a page copied on write and merged again stays in the mapping.
+  if (!vm.in_pool_mapping[page]) ++merged_pages_;
   vm.in_pool_mapping[page] = true;
-  ++merged_pages_;
   ++stats_.merges;
   return true;
 }
@@ -244,6 +259,7 @@ bool PageMerger::drop_zero(Vm& vm, uint64_t page) {
                      -1, 0);
     if (p == MAP_FAILED) return false;
     vm.in_pool_mapping[page] = false;
+    if (merged_pages_ > 0) --merged_pages_;
   } else if (::madvise(at, kPageSize, MADV_DONTNEED) != 0) {
     return false;
   }

@@ -58,6 +58,7 @@ struct MergerStats {
   uint64_t pool_pages = 0;        // distinct shared contents held
   uint64_t batches = 0;           // quiesce callbacks made
   uint64_t raced = 0;             // candidates that changed before the merge
+  uint64_t limit_hits = 0;        // merges refused near vm.max_map_count
   uint64_t pages_released = 0;    // given back through release() (the balloon)
   uint64_t released_runs = 0;     // system calls release() made
   uint64_t pages_released_pooled = 0;  // of those, pages in a pool mapping (remapped anonymous)
