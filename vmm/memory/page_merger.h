@@ -51,7 +51,7 @@ namespace vmm {
 class GuestMemory;
 
 struct MergerStats {
-  uint64_t pages_scanned = 0;     // visits, cumulative
+  uint64_t pages_scanned = 0;     // pages hashed, cumulative
   uint64_t full_scans = 0;        // complete passes over every VM's RAM
   uint64_t merges = 0;            // guest pages remapped onto a pool page
   uint64_t zero_pages_dropped = 0;
@@ -80,8 +80,10 @@ class PageMerger {
   void add(GuestMemory& memory, std::string name);
   void remove(const GuestMemory& memory);
 
-  // Visits up to `budget` pages (continuing where the last call stopped,
-  // wrapping around) and merges what it can, in one quiesced batch.
+  // Hashes up to `budget` present pages (continuing where the last call
+  // stopped, wrapping around, at most one full pass; pages with nothing
+  // behind them are passed over for free) and merges what it can, in one
+  // quiesced batch.
   void scan(uint64_t budget);
 
   // Gives guest pages [host, host + len) back to the host (the balloon's
@@ -142,6 +144,8 @@ class PageMerger {
   void grow_pool_view(uint64_t pages);
   // The visiting part of scan(), lock held.
   void choose(uint64_t budget, std::vector<Candidate>& batch);
+  // out[i] = 1 if page first+i of `vm` is present (pagemap bit 63).
+  void present_bits(const Vm& vm, uint64_t first, uint64_t n, std::vector<uint64_t>& out) const;
   // Visits one page; may append a candidate to `batch`.
   void visit(size_t vm_index, uint64_t page, std::vector<Candidate>& batch);
   // Merges `c.vm/c.page` onto a pool page holding the same bytes, if any.
