@@ -5,9 +5,12 @@
 #   boot RC -- CMD...           runs CMD (at most TEST_TIMEOUT s, default 180),
 #                               keeps its output in $OUT, checks the status
 #   want PATTERN / want_not PATTERN   extended regex expected (not) in $OUT
+#   A test that cannot run here (a host feature missing) prints why and
+#   returns $kSkip (77): it is counted as skipped, neither passed nor failed.
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 OUT=""
+kSkip=77
 
 # A guest that triple-faults without having reported any fault of its own
 # (the VMM prints KVM's reset state) is, so far without exception, the nested
@@ -18,10 +21,14 @@ OUT=""
 kPhantomTripleFault="guest crashed: triple fault (KVM_EXIT_SHUTDOWN)"
 
 run_test() {
-  local name=$1 fn=$2 log
-  if log=$("$fn" 2>&1); then
+  local name=$1 fn=$2 log rc=0
+  log=$("$fn" 2>&1) || rc=$?
+  if ((rc == 0)); then
     passed=$((passed + 1))
     echo "ok   $name"
+  elif ((rc == kSkip)); then
+    skipped=$((skipped + 1))
+    echo "skip $name: $(tail -n 1 <<<"$log")"
   elif [[ $log == *"$kPhantomTripleFault"* ]] && log=$("$fn" 2>&1); then
     passed=$((passed + 1))
     echo "ok   $name (on a second run: the first saw a guest triple fault the guest never reported)"
@@ -33,7 +40,7 @@ run_test() {
 }
 
 summary() {
-  echo "$passed passed, $failed failed"
+  echo "$passed passed, $failed failed$( ((skipped)) && echo ", $skipped skipped")"
   ((failed == 0))
 }
 

@@ -29,6 +29,12 @@ const char* usage_text() {
          "      --balloon         a virtio-balloon device: the guest returns memory the VMM asks for\n"
          "      --balloon-target SIZE  the balloon's target at boot, e.g. 64M (implies --balloon;\n"
          "                        at most the guest's RAM)\n"
+         "      --merge off|vmm|ksm  same-page merging across all VMs of this process (default off):\n"
+         "                        vmm: our scanner maps identical guest pages onto one copy-on-write page;\n"
+         "                        ksm: guest RAM is marked MADV_MERGEABLE for Linux KSM (enable it in\n"
+         "                        /sys/kernel/mm/ksm/run). Merging leaks between tenants: see docs\n"
+         "      --merge-rate N    pages the vmm scanner visits per second (default 25600 = 100 MiB/s;\n"
+         "                        1 to 1048576; only with --merge vmm)\n"
          "\n"
          "cluster mode (several VMs in this process, joined by one virtual switch):\n"
          "      --vms N           run N VMs (1 to 64); VM i is 10.0.0.(10+i), MAC 52:54:00:00:00:(10+i),\n"
@@ -47,6 +53,15 @@ const char* usage_text() {
 }
 
 const char* to_string(NicModel m) { return m == NicModel::kE1000 ? "e1000" : "virtio-net"; }
+
+const char* to_string(MergeMode m) {
+  switch (m) {
+    case MergeMode::kOff: return "off";
+    case MergeMode::kVmm: return "vmm";
+    case MergeMode::kKsm: return "ksm";
+  }
+  return "?";
+}
 
 uint64_t parse_mem_size(std::string_view text) {
   if (text.empty()) throw UsageError("memory size is empty");
@@ -197,6 +212,22 @@ void parse_vm_cmdline(const std::string& text, ClusterConfig& c) {
   args += (args.empty() ? "" : " ") + text.substr(colon + 1);
 }
 
+MergeMode parse_merge_mode(const std::string& text) {
+  if (text == "off") return MergeMode::kOff;
+  if (text == "vmm") return MergeMode::kVmm;
+  if (text == "ksm") return MergeMode::kKsm;
+  throw UsageError("--merge must be off, vmm or ksm, not '" + text + "'");
+}
+
+uint64_t parse_merge_rate(const std::string& text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || v < 1 || v > kMaxMergeRate)
+    throw UsageError("--merge-rate must be a number of pages per second from 1 to " + std::to_string(kMaxMergeRate) +
+                     ", not '" + text + "'");
+  return v;
+}
+
 uint64_t parse_seed(const std::string& text) {
   uint64_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
@@ -208,7 +239,7 @@ uint64_t parse_seed(const std::string& text) {
 }  // namespace
 
 CliResult parse_cli(const std::vector<std::string>& args) {
-  CliResult r{CliCommand::kHelp, {}, {}};
+  CliResult r{CliCommand::kHelp, {}, {}, {}};
   if (args.empty()) throw UsageError("no command given (try 'vmm --help')");
   const std::string& cmd = args[0];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") return r;
@@ -219,6 +250,7 @@ CliResult parse_cli(const std::vector<std::string>& args) {
   if (cmd != "run") throw UsageError("unknown command '" + cmd + "' (try 'vmm --help')");
   r.command = CliCommand::kRun;
 
+  bool merge_rate_given = false;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     // Options take their value as the next word or after '='.
@@ -258,6 +290,11 @@ CliResult parse_cli(const std::vector<std::string>& args) {
       r.config.balloon_target = parse_balloon_size(take_value());
       r.config.balloon = true;
     }
+    else if (name == "--merge") r.merge.mode = parse_merge_mode(take_value());
+    else if (name == "--merge-rate") {
+      r.merge.pages_per_second = parse_merge_rate(take_value());
+      merge_rate_given = true;
+    }
     else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
     else if (name == "--halt-poll") {
       const int64_t t = parse_duration_ns(take_value());
@@ -282,6 +319,9 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     } else throw UsageError("unknown option '" + a + "' (try 'vmm --help')");
   }
   if (r.config.kernel.empty()) throw UsageError("no kernel given (use -k FILE)");
+  // KSM's rate is the host's (/sys/kernel/mm/ksm/pages_to_scan), not ours.
+  if (merge_rate_given && r.merge.mode != MergeMode::kVmm)
+    throw UsageError("--merge-rate applies only to --merge vmm (KSM's rate is set in /sys/kernel/mm/ksm)");
   if (r.config.balloon_target > r.config.mem_bytes)
     throw UsageError("--balloon-target " + std::to_string(r.config.balloon_target >> 20) +
                      " MiB is larger than the guest's " + std::to_string(r.config.mem_bytes >> 20) + " MiB");

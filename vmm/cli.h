@@ -1,7 +1,7 @@
 // The VMM's command line, in kvmtool's style:
 //   vmm run -k KERNEL [-m SIZE] [-c N] [--cmdline STR] [--stats] [--console FILE]
 //           [--disk PATH[,ro][,serial=S]]... [--net] [--mac XX:XX:XX:XX:XX:XX]
-//           [--balloon] [--balloon-target SIZE]
+//           [--balloon] [--balloon-target SIZE] [--merge off|vmm|ksm] [--merge-rate N]
 //   vmm run --vms N [--gateway BASE[:PORT]] [--switch-seed S] -k KERNEL ...
 //   vmm --help | --version
 // Parsing is pure (no I/O) so every bad input is testable; errors are
@@ -69,12 +69,24 @@ struct ClusterConfig {
   std::string control;  // --control PATH: the control socket (vmm/cluster_control.h)
 };
 
+// Same-page merging across every VM of the process (vmm/memory/merge_service.h).
+enum class MergeMode { kOff, kVmm, kKsm };
+const char* to_string(MergeMode m);
+constexpr uint64_t kDefaultMergeRate = 25600;  // pages per second: 100 MiB/s
+constexpr uint64_t kMaxMergeRate = 1u << 20;   // 4 GiB/s: beyond it the scanner is a busy loop
+struct MergeConfig {
+  MergeMode mode = MergeMode::kOff;               // --merge
+  uint64_t pages_per_second = kDefaultMergeRate;  // --merge-rate (vmm only)
+  bool operator==(const MergeConfig&) const = default;
+};
+
 enum class CliCommand { kRun, kHelp, kVersion };
 
 struct CliResult {
   CliCommand command;
   VmConfig config;
   ClusterConfig cluster;
+  MergeConfig merge;  // process-wide: one merger for the lone VM or all VMs of a cluster
 };
 
 constexpr uint64_t kMinGuestMem = 16ull << 20;

@@ -100,9 +100,10 @@ class Cluster::ConsoleLines {
   std::vector<std::string> pending_;
 };
 
-Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc, MachineFactory first_boot)
+Cluster::Cluster(const VmConfig& base, const ClusterConfig& cc, const MergeConfig& merge, MachineFactory first_boot)
     : base_(base), cc_(cc), switch_(switch_options(cc)) {
   if (cc_.vms < 1 || cc_.vms > kMaxVms) throw std::invalid_argument("a cluster has 1 to 64 VMs");
+  if (merge.mode != MergeMode::kOff) merge_ = std::make_unique<MergeService>(merge);
   if (cc_.gateway_base != 0) {
     net::GatewayConfig g;
     for (int i = 0; i < cc_.vms; ++i) g.vm_ips.push_back(cluster_vm_ip(i));
@@ -135,6 +136,7 @@ std::unique_ptr<Machine> Cluster::make_machine(int i, const MachineFactory& fact
   MachineIo io;
   if (cc_.vms > 1) io.name = "vm " + std::to_string(i);
   if (console_) io.console = [this, i](uint8_t b) { console_->byte(i, b); };
+  io.merge = merge_.get();
   const std::string port = cluster_port_name(i);
   NetConnector connect = [this, port](std::shared_ptr<net::FrameSink> sink) {
     return switch_.attach(port, std::move(sink));
@@ -216,7 +218,7 @@ int Cluster::run() {
   }
   std::fflush(stdout);
 
-  if (base_.stats) std::cerr << format_stats();
+  if (base_.stats) std::cerr << format_stats() + (merge_ ? "vmm: " + merge_->summary() : "");
   for (const Slot& s : slots_)
     if (s.exit_status != 0) return s.exit_status;
   return 0;

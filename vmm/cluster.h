@@ -30,6 +30,7 @@
 
 #include "vmm/cli.h"
 #include "vmm/machine.h"
+#include "vmm/memory/merge_service.h"
 #include "vmm/net/frame_port.h"
 #include "vmm/net/gateway.h"
 #include "vmm/net/packet.h"
@@ -55,13 +56,17 @@ class Cluster {
   using MachineFactory = std::function<std::unique_ptr<Machine>(int vm, MachineIo io, NetConnector connect)>;
   // Builds every VM (in order; the first failure throws, naming the VM),
   // the switch and the gateway (when cc.gateway_base is set).
-  Cluster(const VmConfig& base, const ClusterConfig& cc, MachineFactory first_boot = {});
+  // `merge`: same-page merging across all its VMs (--merge).
+  Cluster(const VmConfig& base, const ClusterConfig& cc, const MergeConfig& merge = {},
+          MachineFactory first_boot = {});
   ~Cluster();
 
   // Runs every VM to its end; returns the cluster's exit status.
   int run();
 
   net::Switch& network() { return switch_; }
+  // The merger of all VMs (--merge), null when merging is off.
+  MergeService* merge() { return merge_.get(); }
   int vms() const { return cc_.vms; }
 
   // ---- Control: any thread; each throws std::invalid_argument (bad VM
@@ -110,6 +115,8 @@ class Cluster {
   net::Switch switch_;
   std::unique_ptr<net::Gateway> gateway_;
   std::unique_ptr<ConsoleLines> console_;  // null when each VM has its own console file
+  // Before slots_: the machines leave it as they are destroyed.
+  std::unique_ptr<MergeService> merge_;
   std::mutex mu_;
   std::condition_variable changed_;  // a VM stopped
   std::vector<Slot> slots_;

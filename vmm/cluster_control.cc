@@ -6,6 +6,7 @@
 
 #include "vmm/cluster.h"
 #include "virtio/host/virtio_balloon.h"
+#include "vmm/memory/merge_report_json.h"
 #include "vmm/memory/process_memory.h"
 
 namespace vmm {
@@ -183,6 +184,8 @@ void add_cluster_commands(Cluster& c, control::CommandTable& t) {
       return Json();
     });
     if (auto mem = read_process_memory()) reply["vmm_rss_bytes"] = mem->rss_bytes;
+    // Merging is process-wide: every VM's pages, whichever `vm` was named.
+    if (MergeService* merge = c.merge()) reply["merge"] = merge_report_json(merge->report());
     return reply;
   });
   t.add("snapshot", "save a VM to a file: {file, vm?, base?} (base: the VM's last snapshot, for an incremental one)",

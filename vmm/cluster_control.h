@@ -13,7 +13,7 @@
 //   heal                            every link perfect again
 //   clock {vm, offset_ms}           skew a VM's clock (may be negative)
 //   balloon {vm?, target}           set the balloon target (bytes or "64M")
-//   memory {vm?}                    balloon readings and the VMM's RSS
+//   memory {vm?}                    balloon readings, the VMM's RSS, merging (--merge)
 //   shutdown                        stop every VM; the VMM exits
 #pragma once
 

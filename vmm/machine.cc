@@ -99,9 +99,11 @@ Machine::Machine(const VmConfig& config, MachineIo io, NetConnector connect_net,
   setup_devices();
   setup_virtio(connect_net);
   setup_vcpus(boot_);
+  register_with_merger();  // last: a throw above leaves nothing registered
 }
 
 Machine::~Machine() {
+  unregister_from_merger();  // before the RAM and the devices go
   // Device I/O threads stop before anything they use goes away.
   for (auto& [slot, dev] : virtio_) dev->shutdown();
   if (console_) std::fflush(console_);
@@ -180,11 +182,11 @@ void Machine::setup_virtio(const NetConnector& connect_net) {
   }
   if (config_.balloon) {
     // Guest RAM is anonymous private memory, so the default release
-    // (MADV_DONTNEED) is right; once same-page merging runs in a Machine,
-    // the merger must supply BalloonOptions::release (merged pages are
-    // file-backed, see virtio_balloon.h).
+    // (MADV_DONTNEED) is right, unless our merger has mapped pages from its
+    // pool (file-backed, see virtio_balloon.h): then it releases them.
     BalloonOptions options;
     options.target_bytes = config_.balloon_target;
+    options.release = merge_balloon_release();
     balloon_ = std::make_shared<VirtioBalloonDevice>(mem_, *gsi_router_, options);
     virtio_.emplace_back(pci_->add(balloon_), balloon_);
   }
@@ -381,11 +383,11 @@ void Machine::vcpu_loop(int index) {
       // request_stop() set the flag, then the kick): a pause that lands
       // after this line is seen below or makes KVM_RUN return at once.
       vcpu.run_area()->immediate_exit = 0;
-      if (paused_) {
+      if (paused_ || held_) {
         std::unique_lock lock(control_mu_);
         ++parked_;
         pause_cv_.notify_all();
-        pause_cv_.wait(lock, [this] { return !paused_ || stopping_; });
+        pause_cv_.wait(lock, [this] { return !(paused_ || held_) || stopping_; });
         --parked_;
         continue;
       }
@@ -409,6 +411,10 @@ void Machine::vcpu_loop(int index) {
     }
     request_stop(kExitVmmError);
   }
+  // stop_guest_writes() counts a vCPU that has left as stopped.
+  std::lock_guard lock(control_mu_);
+  ++exited_;
+  pause_cv_.notify_all();
 }
 
 bool Machine::handle_exit(Vcpu& vcpu, kvm_run* run) {

@@ -34,6 +34,7 @@ class VirtioNetDevice;
 class VirtioBalloonDevice;
 class E1000;
 class Uart16550;
+class MergeService;
 namespace net {
 class DiscardPort;
 }
@@ -52,6 +53,9 @@ constexpr int kExitVmmError = 125;
 struct MachineIo {
   std::string name;                      // "vm 1": names the VM in the VMM's own messages
   std::function<void(uint8_t)> console;  // takes the serial console's bytes instead of --console or stdout
+  // Same-page merging (--merge): the VM registers its RAM here once built
+  // and leaves before it is freed; null: no merging. Must outlive the VM.
+  MergeService* merge = nullptr;
 };
 
 class Machine {
@@ -109,6 +113,14 @@ class Machine {
   // Throws snapshot::SnapshotError or std::runtime_error.
   static std::unique_ptr<Machine> restore(const std::string& file, const std::string& console, bool stats,
                                           MachineIo io = {}, NetConnector connect_net = {});
+  // ---- Same-page merging (vmm/machine_merge.cc); the merger's thread ------
+  // Stops every writer of guest RAM: the vCPUs park (as for pause(), but
+  // apart from it, so the nemesis's pause and resume are left alone), then
+  // each device's lock is taken (virtio I/O threads, virtio-blk's in-flight
+  // reads finished; the e1000; the time page). False, with nothing held,
+  // if the vCPUs did not park within 2 s.
+  bool stop_guest_writes();
+  void resume_guest_writes();
 
  private:
   // Where the vCPU starts: the kernel's PVH entry and %ebx.
@@ -122,6 +134,10 @@ class Machine {
   // (virtio-net or e1000), I/O threads started.
   void setup_virtio(const NetConnector& connect_net);
   void setup_vcpus(const BootEntry& boot);
+  // Joins io_.merge / leaves it (machine_merge.cc).
+  void register_with_merger();
+  void unregister_from_merger();
+  std::function<int(uint64_t, uint8_t*, uint64_t)> merge_balloon_release();
   void vcpu_loop(int index);
   // Dispatches one exit; returns false when the vCPU must stop.
   bool handle_exit(Vcpu& vcpu, kvm_run* run);
@@ -193,9 +209,14 @@ class Machine {
   // Pausing: vCPUs park on pause_cv_ while paused_; parked_ counts them.
   // control_mu_ also orders kicks against run() starting the threads.
   std::atomic<bool> paused_{false};
+  // The merger holds the vCPUs (stop_guest_writes); parked like paused_.
+  std::atomic<bool> held_{false};
+  // The device locks taken by stop_guest_writes(), in order.
+  std::vector<std::unique_lock<std::mutex>> write_holds_;
   std::mutex control_mu_;
   std::condition_variable pause_cv_;
   int parked_ = 0;
+  int exited_ = 0;  // vCPU threads that have left vcpu_loop (control_mu_)
   // Kicks every started vCPU out of KVM_RUN; control_mu_ held.
   void kick_all_locked();
   std::atomic<int> status_{0};

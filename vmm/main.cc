@@ -4,6 +4,7 @@
 #include "vmm/cli.h"
 #include "vmm/cluster.h"
 #include "vmm/machine.h"
+#include "vmm/memory/merge_service.h"
 #include "vmm/snapshot/restore_cli.h"
 
 #ifndef VMM_VERSION
@@ -41,11 +42,18 @@ int main(int argc, char** argv) {
   }
   try {
     if (cli.cluster.vms > 0) {
-      Cluster cluster(cli.config, cli.cluster);
+      Cluster cluster(cli.config, cli.cluster, cli.merge);
       return cluster.run();
     }
-    Machine machine(cli.config);
-    return machine.run();
+    // The merger outlives the VM (declared first); a lone VM merges with itself.
+    std::unique_ptr<MergeService> merge;
+    if (cli.merge.mode != MergeMode::kOff) merge = std::make_unique<MergeService>(cli.merge);
+    MachineIo io;
+    io.merge = merge.get();
+    Machine machine(cli.config, std::move(io));
+    const int status = machine.run();
+    if (merge && cli.config.stats) std::cerr << "vmm: " + merge->summary();
+    return status;
   } catch (const std::exception& e) {
     std::cerr << "vmm: " << e.what() << "\n";
     return kExitVmmError;

@@ -13,3 +13,9 @@ vmctl_LIBS := -pthread
 UNIT_TESTS += vmm
 vmm_TEST_SRCS := $(wildcard tests/unit/vmm/*.cc) $(VMM_LIB_SRCS)
 vmm_TEST_LIBS := -pthread -luring
+
+# Ballooning, and same-page merging against Linux KSM (build/bench/memory.md).
+BENCH_TARGETS += bench-memory
+.PHONY: bench-memory
+bench-memory: all
+	scripts/bench-memory

@@ -20,6 +20,9 @@ class TimePage {
   // Publishes new values under the page's sequence count; safe while the
   // guest runs and against concurrent callers.
   void set(int64_t offset_ns, uint64_t uncertainty_ns);
+  // Keeps set() from writing the page until the lock is dropped (same-page
+  // merging compares and remaps guest pages with every writer stopped).
+  std::unique_lock<std::mutex> hold_writes() { return std::unique_lock(mu_); }
   int64_t offset_ns() const;
   uint64_t uncertainty_ns() const;
 

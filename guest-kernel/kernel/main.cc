@@ -109,7 +109,7 @@ void print_banner() {
     const int failures = run_self_tests(filter);
     vm_exit(failures ? platform::kStatusTestsFailed : platform::kStatusOk);
   }
-  // mem-touch=, balloon-wait, balloon-demo, in command-line order; the
+  // mem-touch=, mem-pattern=, balloon-wait, balloon-demo, in command-line order; the
   // other commands (exit=...) follow.
   if (const uint32_t status = run_memory_commands(cmdline)) vm_exit(status);
   unsigned count_status;

@@ -2,12 +2,15 @@
 
 #include "boot/platform.h"
 #include "guest-kernel/kernel/cmdline.h"
+#include "guest-kernel/kernel/page_pattern.h"
 #include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/lib/print.h"
 #include "guest-kernel/lib/string.h"
 #include "guest-kernel/mm/page_alloc.h"
 #include "guest-kernel/time/clock.h"
 #include "virtio/guest/virtio_balloon.h"
+
+#include <vector>
 
 namespace {
 
@@ -27,6 +30,7 @@ bool mem_touch(unsigned long mib) {
   VirtioBalloon* balloon = VirtioBalloon::instance();
   const uint64_t oom_before = balloon ? balloon->pages_given_back_on_oom() : 0;
   const size_t free_before = mm::free_page_count();
+  const uint64_t start_ns = timekeeping::monotonic_ns();
   const size_t pages = mib * (1u << 20) / mm::kPageSize;
   // The pages form a list through their first word: nothing else is
   // allocated while memory runs out.
@@ -59,9 +63,105 @@ bool mem_touch(unsigned long mib) {
   if (got < pages)
     kprintf("mem-touch: out of memory after %zu of %zu pages\n", got, pages);
   kprintf("mem-touch: wrote %lu MiB (%zu pages), %zu corrupt, the balloon gave back %lu pages; "
-          "free pages %zu before, %zu at the peak, %zu after\n",
-          got * mm::kPageSize >> 20, got, corrupt, given_back, free_before, free_low, mm::free_page_count());
+          "free pages %zu before, %zu at the peak, %zu after; %lu ms\n",
+          got * mm::kPageSize >> 20, got, corrupt, given_back, free_before, free_low, mm::free_page_count(),
+          (timekeeping::monotonic_ns() - start_ns) / 1'000'000);
   return got == pages && corrupt == 0;
+}
+
+// ---- mem-pattern (patterns in page_pattern.h) -------------------------------
+constexpr uint32_t kBasePatterns = 64;
+static_assert(page_pattern::kPageBytes == mm::kPageSize);
+
+void write_pattern(uint64_t page, uint32_t id) { page_pattern::write(reinterpret_cast<volatile uint64_t*>(page), id); }
+bool page_ok(uint64_t page, uint32_t id) {
+  return page_pattern::check(reinterpret_cast<const volatile uint64_t*>(page), id);
+}
+
+bool mem_pattern(unsigned long mib, unsigned long seconds) {
+  if (mib == 0 || mib > kMaxTouchMib) {
+    kprintf("mem-pattern: %lu MiB is not between 1 and %lu\n", mib, kMaxTouchMib);
+    return false;
+  }
+  const size_t want = mib * (1u << 20) / mm::kPageSize;
+  std::vector<uint64_t> pages;
+  std::vector<uint32_t> ids;  // what each page was last given
+  pages.reserve(want);
+  ids.reserve(want);
+  for (size_t i = 0; i < want; ++i) {
+    const uint64_t p = mm::alloc_page();
+    if (!p) break;
+    const uint32_t id = static_cast<uint32_t>(i % kBasePatterns);
+    write_pattern(p, id);
+    pages.push_back(p);
+    ids.push_back(id);
+  }
+  bool ok = pages.size() == want;
+  if (!ok) kprintf("mem-pattern: out of memory after %zu of %zu pages\n", pages.size(), want);
+  const uint64_t start = timekeeping::monotonic_ns();
+  const uint64_t end = start + seconds * 1'000'000'000ull;
+  // Every 100 ms a round rewrites one page in 256 (at least one) with a
+  // pattern not used at fill time, chosen by the round's number, so VMs
+  // booted alike write alike and the rewritten pages can merge again; the
+  // rest of the time the pages are only read, stable enough to be merged.
+  // Between passes the vCPU halts for 10 ms, so verifying is not a busy loop.
+  constexpr uint64_t kRoundNs = 100'000'000, kRestNs = 10'000'000;
+  const size_t per_round = pages.size() / 256 ? pages.size() / 256 : 1;
+  uint64_t verified = 0, corrupt = 0, rewritten = 0, passes = 0, rounds = 0;
+  uint64_t next_round = start + kRoundNs;
+  EventLoop& loop = EventLoop::instance();
+  do {
+    for (size_t i = 0; i < pages.size(); ++i) {
+      ++verified;
+      if (page_ok(pages[i], ids[i])) continue;
+      if (++corrupt <= 5) {
+        const auto* w = reinterpret_cast<const volatile uint64_t*>(pages[i]);
+        kprintf("mem-pattern: page %zu (pattern %u) corrupt: header %lx, checksum %lx\n", i, ids[i],
+                static_cast<unsigned long>(w[0]), static_cast<unsigned long>(w[1]));
+      }
+    }
+    ++passes;
+    if (seconds == 0 || pages.empty()) break;
+    if (timekeeping::monotonic_ns() >= next_round) {
+      ++rounds;
+      next_round += kRoundNs;
+      for (size_t k = 0; k < per_round; ++k) {
+        const size_t i = (rounds * 7919 + k * 104729) % pages.size();
+        ids[i] = kBasePatterns + static_cast<uint32_t>((rounds + k) % kBasePatterns);
+        write_pattern(pages[i], ids[i]);
+        ++rewritten;
+      }
+    }
+    bool rested = false;
+    loop.add_timer(kRestNs, [&rested] { rested = true; });
+    loop.run([&rested] { return rested; });
+  } while (timekeeping::monotonic_ns() < end);
+  kprintf("mem-pattern: %zu pages, %lu verified, %lu corrupt, %lu rewritten, %lu passes in %lu ms\n", pages.size(),
+          verified, corrupt, rewritten, passes, (timekeeping::monotonic_ns() - start) / 1'000'000);
+  for (uint64_t p : pages) mm::free_page(p);
+  return ok && corrupt == 0;
+}
+
+// "mem-pattern=MiB[,SECONDS]".
+bool parse_pattern_args(const char* word, unsigned long* mib, unsigned long* seconds) {
+  const char* v = word + strlen("mem-pattern=");
+  auto number = [](const char*& s, unsigned long* out) {
+    if (*s < '0' || *s > '9') return false;
+    unsigned long n = 0;
+    for (; *s >= '0' && *s <= '9'; ++s) {
+      if (n > 100'000'000ul) return false;
+      n = n * 10 + static_cast<unsigned long>(*s - '0');
+    }
+    *out = n;
+    return true;
+  };
+  *seconds = 0;
+  if (!number(v, mib)) return false;
+  if (*v == ',') {
+    ++v;
+    if (!number(v, seconds) || *seconds > 3600) return false;
+  }
+  return *v == '\0';
 }
 
 void print_state(const VirtioBalloon& b) {
@@ -162,6 +262,14 @@ uint32_t run_memory_commands(const Cmdline& cmdline) {
       ok = !malformed && mem_touch(v);
     } else if (match(word, "balloon-wait", &v, &malformed)) {
       ok = !malformed && balloon_wait(v ? v : kDefaultWaitSeconds);
+    } else if (strncmp(word, "mem-pattern=", 12) == 0) {
+      unsigned long mib = 0, seconds = 0;
+      malformed = !parse_pattern_args(word, &mib, &seconds);
+      if (malformed) {
+        kprintf("guest-kernel: malformed '%s' (mem-pattern=MiB[,SECONDS], at most 3600 s)\n", word);
+        return platform::kStatusTestsFailed;
+      }
+      ok = mem_pattern(mib, seconds);
     } else if (match(word, "balloon-demo", &v, &malformed)) {
       ok = !malformed && balloon_demo(v);
     } else {

@@ -122,14 +122,19 @@ void VirtioBlkDevice::read_device_config(uint32_t offset, uint8_t* data, uint32_
 }
 
 void VirtioBlkDevice::on_reset() { drain(false); }
-// A snapshot: every request the kernel has is completed and returned to
-// the driver (its data is in guest RAM and on the disk before RAM is saved).
-void VirtioBlkDevice::on_quiesce() {
-  drain(true);
-  if (queue(0).enabled()) notify_queue(0);
-}
 void VirtioBlkDevice::on_queue_reset(uint16_t) { drain(false); }
 void VirtioBlkDevice::on_queue_kick(uint16_t) { process_queue(); }
+
+// Every request the kernel has is completed and returned to the driver
+// (its data is in guest RAM and on the disk before RAM is saved or merged).
+void VirtioBlkDevice::on_quiesce() {
+  if (in_flight_ == 0) return;
+  drain(true);
+  if (queue(0).enabled()) notify_queue(0);
+  // Requests left in the ring for want of a free slot are taken up as soon
+  // as the I/O thread gets mu_ back.
+  wake_io_thread();
+}
 
 // The vhost loop (virtqueue.h): takes requests until the ring is empty,
 // then asks for kicks again and re-checks, so no request is left behind.

@@ -65,8 +65,12 @@ class VirtioBlkDevice final : public VirtioPciDevice {
   void on_reset() override;
   void on_queue_reset(uint16_t q) override;
   void on_queue_kick(uint16_t q) override;
-  std::string device_stats() const override;
+  // Snapshots and same-page merging: the kernel writes a read's data into
+  // guest RAM whenever it completes (even from a worker), outside our
+  // lock, so every in-flight request is finished and returned to the
+  // driver first; new ones wait for mu_.
   void on_quiesce() override;
+  std::string device_stats() const override;
 
  private:
   struct Request {

@@ -515,7 +515,11 @@ bool VirtioPciDevice::dispatch(int timeout_ms) {
 
 std::unique_lock<std::mutex> VirtioPciDevice::quiesce() {
   std::unique_lock lock(mu_);
-  on_quiesce();
+  try {
+    on_quiesce();
+  } catch (const std::exception& e) {
+    device_error(std::string("internal error while quiescing: ") + e.what());
+  }
   return lock;
 }
 

@@ -145,11 +145,15 @@ class VirtioPciDevice : public PciDevice {
   };
   // Why this device model cannot be saved, or "" if it can.
   virtual std::string snapshot_refusal() const { return ""; }
-  // Holds the device still for a snapshot: takes mu_, so the I/O thread is
-  // between batches and stays there, then lets the device model finish
-  // what it has in flight (on_quiesce). While the lock is held nothing
-  // touches guest memory on this device's behalf; frames arriving for a
-  // NIC wait in its backlog.
+  // Holds the device still until the returned lock is dropped, for a
+  // snapshot (vmm/snapshot) and for same-page merging
+  // (vmm/memory/merge_service.h): takes mu_, which covers every device
+  // callback and the I/O thread's work, so the I/O thread is between
+  // batches and stays there; then the device model finishes what it has in
+  // flight outside mu_ (on_quiesce, e.g. virtio-blk's io_uring reads).
+  // While the lock is held nothing touches guest memory on this device's
+  // behalf; frames arriving for a NIC wait in its backlog. Any thread not
+  // already holding mu_.
   std::unique_lock<std::mutex> quiesce();
   // With quiesce()'s lock held. Throws std::runtime_error if a queue still
   // has chains in flight (a snapshot must not lose a request).
@@ -187,8 +191,9 @@ class VirtioPciDevice : public PciDevice {
   virtual void on_queue_kick(uint16_t q) = 0;
   // The device model's part of stats_line(), e.g. "12 requests, 0 errors".
   virtual std::string device_stats() const { return ""; }
-  // Snapshot (mu_ held): finish in-flight work and return its chains, so
-  // nothing is in flight while the VM is saved.
+  // quiesce() (mu_ held): finish every write into guest RAM that runs
+  // outside mu_ (the kernel's, for asynchronous I/O) and return those
+  // chains, so nothing is in flight while the VM is saved or merged.
   virtual void on_quiesce() {}
   // After restore_transport_state (mu_ held): device-model state that
   // follows from the transport's (e.g. a NIC opens its receive side).

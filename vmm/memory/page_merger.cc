@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -59,14 +60,18 @@ PageMerger::PageMerger(Quiesce quiesce) : quiesce_(std::move(quiesce)) {
   // of the VMM (threads, io_uring, other VMs) can still map memory.
   const uint64_t limit = max_map_count();
   merge_limit_ = limit > 8192 ? (limit - 8192) / 2 : 0;
+  pagemap_fd_ = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
 PageMerger::~PageMerger() {
   if (pool_view_) ::munmap(pool_view_, pool_view_pages_ * kPageSize);
   ::close(memfd_);
+  if (pagemap_fd_ >= 0) ::close(pagemap_fd_);
 }
 
 void PageMerger::add(GuestMemory& memory, std::string name) {
+  std::lock_guard lock(mu_);
+  ++generation_;
   for (const auto& r : memory.regions()) {
     Vm vm{&memory, name, r.host, r.size / kPageSize, {}, {}, {}};
     vm.last_hash.assign(vm.pages, 0);
@@ -77,6 +82,14 @@ void PageMerger::add(GuestMemory& memory, std::string name) {
 }
 
 void PageMerger::remove(const GuestMemory& memory) {
+  std::lock_guard lock(mu_);
+  ++generation_;
+  // Its mappings go with its RAM: they no longer count against the limit.
+  for (const Vm& vm : vms_) {
+    if (vm.memory != &memory) continue;
+    const uint64_t n = static_cast<uint64_t>(std::count(vm.in_pool_mapping.begin(), vm.in_pool_mapping.end(), true));
+    merged_pages_ -= std::min(merged_pages_, n);
+  }
   std::erase_if(vms_, [&](const Vm& vm) { return vm.memory == &memory; });
   cursor_vm_ = 0;
   cursor_page_ = 0;
@@ -84,12 +97,50 @@ void PageMerger::remove(const GuestMemory& memory) {
 }
 
 void PageMerger::scan(uint64_t budget) {
-  if (vms_.empty()) return;
   std::vector<Candidate> batch;
-  for (uint64_t n = 0; n < budget; ++n) {
-    visit(cursor_vm_, cursor_page_, batch);
-    ++stats_.pages_scanned;
-    if (++cursor_page_ == vms_[cursor_vm_].pages) {
+  uint64_t generation;
+  {
+    std::unique_lock lock(mu_);
+    if (vms_.empty()) return;
+    generation = generation_;
+    choose(budget, batch);
+    if (batch.empty()) return;
+    ++stats_.batches;
+  }
+  // Without the lock (see the header): the callback stops the writers,
+  // then the merges run under the lock again, re-checking every page.
+  quiesce_([&] {
+    std::lock_guard lock(mu_);
+    if (generation != generation_) return;  // a VM came or went: indices are stale
+    merge_batch(batch);
+  });
+}
+
+void PageMerger::choose(uint64_t budget, std::vector<Candidate>& batch) {
+  // Pages with nothing behind them (never written, dropped, or merged and
+  // not touched since) read as zeroes or as their pool page: there is
+  // nothing to hash, so, as KSM does, they cost no budget; pagemap tells
+  // them apart a run at a time. At most one full pass per call, so a
+  // mostly empty guest does not make a tick spin.
+  const uint64_t total = [&] {
+    uint64_t t = 0;
+    for (const Vm& vm : vms_) t += vm.pages;
+    return t;
+  }();
+  std::vector<uint64_t> entries;
+  uint64_t hashed = 0, walked = 0;
+  while (hashed < budget && walked < total) {
+    Vm& vm = vms_[cursor_vm_];
+    const uint64_t run = std::min<uint64_t>({budget - hashed, vm.pages - cursor_page_, 4096});
+    present_bits(vm, cursor_page_, run, entries);
+    for (uint64_t i = 0; i < run; ++i) {
+      if (!entries[i]) continue;
+      visit(cursor_vm_, cursor_page_ + i, batch);
+      ++hashed;
+    }
+    walked += run;
+    cursor_page_ += run;
+    if (cursor_page_ == vm.pages) {
       cursor_page_ = 0;
       if (++cursor_vm_ == vms_.size()) {
         cursor_vm_ = 0;
@@ -98,9 +149,18 @@ void PageMerger::scan(uint64_t budget) {
       }
     }
   }
-  if (batch.empty()) return;
-  ++stats_.batches;
-  quiesce_([&] { merge_batch(batch); });
+  stats_.pages_scanned += hashed;
+}
+
+void PageMerger::present_bits(const Vm& vm, uint64_t first, uint64_t n, std::vector<uint64_t>& out) const {
+  out.assign(n, 1);
+  if (pagemap_fd_ < 0) return;  // no pagemap: every page is looked at
+  const off_t at = static_cast<off_t>((reinterpret_cast<uintptr_t>(vm.base) / kPageSize + first) * 8);
+  if (::pread(pagemap_fd_, out.data(), n * 8, at) != static_cast<ssize_t>(n * 8)) {
+    out.assign(n, 1);
+    return;
+  }
+  for (uint64_t& e : out) e = (e & kPagemapPresent) ? 1 : 0;
 }
 
 void PageMerger::visit(size_t vm_index, uint64_t page, std::vector<Candidate>& batch) {
@@ -117,6 +177,12 @@ void PageMerger::visit(size_t vm_index, uint64_t page, std::vector<Candidate>& b
   }
   if (vm.state[page] != kPrivate) return;  // already shared
   if (zero) {
+    // A zero page with no memory of its own behind it (never written)
+    // costs nothing: no quiesce, no system call, nothing counted.
+    if (!vm.in_pool_mapping[page] && !privately_backed(vm, page)) {
+      vm.state[page] = kZeroUnbacked;
+      return;
+    }
     batch.push_back({Candidate::kZero, vm_index, page, h});
     return;
   }
@@ -138,8 +204,9 @@ void PageMerger::merge_batch(const std::vector<Candidate>& batch) {
     if (vm.state[c.page] != kPrivate) continue;
     switch (c.kind) {
       case Candidate::kZero:
-        if (is_zero_page(p)) drop_zero(vm, c.page);
-        else ++stats_.raced;
+        if (!is_zero_page(p)) ++stats_.raced;
+        else if (!vm.in_pool_mapping[c.page] && !privately_backed(vm, c.page)) vm.state[c.page] = kZeroUnbacked;
+        else drop_zero(vm, c.page);
         break;
       case Candidate::kOntoPool:
         if (!merge_onto_existing(c)) ++stats_.raced;
@@ -160,7 +227,10 @@ void PageMerger::merge_batch(const std::vector<Candidate>& batch) {
           ++stats_.raced;
           break;
         }
-        if (merged_pages_ + 2 > merge_limit_) return;
+        if (merged_pages_ + 2 > merge_limit_) {
+          ++stats_.limit_hits;
+          return;
+        }
         const uint64_t k = add_pool_page(p);
         remap_onto_pool(vm, c.page, k);
         remap_onto_pool(twin, c.twin_page, k);
@@ -176,7 +246,11 @@ bool PageMerger::merge_onto_existing(const Candidate& c) {
   auto [begin, end] = pool_by_hash_.equal_range(c.hash);
   for (auto it = begin; it != end; ++it) {
     if (std::memcmp(p, pool_page(it->second), kPageSize) == 0) {
-      return merged_pages_ < merge_limit_ && remap_onto_pool(vm, c.page, it->second);
+      if (merged_pages_ >= merge_limit_ && !vm.in_pool_mapping[c.page]) {
+        ++stats_.limit_hits;
+        return false;
+      }
+      return remap_onto_pool(vm, c.page, it->second);
     }
   }
   return false;
@@ -193,10 +267,21 @@ bool PageMerger::remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index) {
     return false;
   }
   vm.state[page] = kMerged;
+  // Counted once per page in a pool mapping (the VMA budget), not per
+  // merge: a page copied on write and merged again stays in the mapping.
+  if (!vm.in_pool_mapping[page]) ++merged_pages_;
   vm.in_pool_mapping[page] = true;
-  ++merged_pages_;
   ++stats_.merges;
   return true;
+}
+
+bool PageMerger::privately_backed(const Vm& vm, uint64_t page) const {
+  if (pagemap_fd_ < 0) return true;
+  constexpr uint64_t kExclusive = 1ull << 56;
+  uint64_t entry = 0;
+  const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(page_ptr(vm, page)) / kPageSize * 8);
+  if (::pread(pagemap_fd_, &entry, 8, at) != 8) return true;
+  return (entry & kPagemapPresent) && (entry & kExclusive);
 }
 
 bool PageMerger::drop_zero(Vm& vm, uint64_t page) {
@@ -206,6 +291,7 @@ bool PageMerger::drop_zero(Vm& vm, uint64_t page) {
                      -1, 0);
     if (p == MAP_FAILED) return false;
     vm.in_pool_mapping[page] = false;
+    if (merged_pages_ > 0) --merged_pages_;
   } else if (::madvise(at, kPageSize, MADV_DONTNEED) != 0) {
     return false;
   }
@@ -262,9 +348,27 @@ uint64_t PageMerger::count_file_backed() const {
   return count;
 }
 
-uint64_t PageMerger::pages_sharing() const { return count_file_backed(); }
+uint64_t PageMerger::pages_sharing() const {
+  std::lock_guard lock(mu_);
+  return count_file_backed();
+}
 
 uint64_t PageMerger::pages_zero() const {
+  std::lock_guard lock(mu_);
+  return pages_zero_locked();
+}
+
+MergerStats PageMerger::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+size_t PageMerger::vm_count() const {
+  std::lock_guard lock(mu_);
+  return vms_.size();
+}
+
+uint64_t PageMerger::pages_zero_locked() const {
   uint64_t n = 0;
   for (const Vm& vm : vms_) {
     for (uint64_t p = 0; p < vm.pages; ++p) {
@@ -275,9 +379,64 @@ uint64_t PageMerger::pages_zero() const {
 }
 
 uint64_t PageMerger::bytes_saved() const {
-  const uint64_t sharing = pages_sharing();
+  std::lock_guard lock(mu_);
+  const uint64_t sharing = count_file_backed();
   const uint64_t shared_net = sharing > pool_pages_ ? sharing - pool_pages_ : 0;
-  return (shared_net + pages_zero()) * kPageSize;
+  return (shared_net + pages_zero_locked()) * kPageSize;
+}
+
+int PageMerger::release(uint8_t* host, uint64_t len) {
+  if (reinterpret_cast<uintptr_t>(host) % kPageSize || len % kPageSize) return EINVAL;
+  std::lock_guard lock(mu_);
+  uint8_t* const end = host + len;
+  uint8_t* p = host;
+  while (p < end) {
+    // The VM region holding p, if any: the balloon only names guest RAM,
+    // but a range outside every region we track is still released plainly.
+    Vm* vm = nullptr;
+    for (Vm& v : vms_) {
+      if (p >= v.base && p < v.base + v.pages * kPageSize) {
+        vm = &v;
+        break;
+      }
+    }
+    if (!vm) {
+      uint8_t* stop = end;
+      for (const Vm& v : vms_)
+        if (v.base > p && v.base < stop) stop = v.base;
+      if (::madvise(p, static_cast<size_t>(stop - p), MADV_DONTNEED) != 0) return errno;
+      p = stop;
+      continue;
+    }
+    // A run of pages inside this VM that are all in, or all out of, a pool
+    // mapping: one system call for the run.
+    const uint64_t first = static_cast<uint64_t>(p - vm->base) / kPageSize;
+    const uint64_t limit = std::min<uint64_t>(vm->pages, first + static_cast<uint64_t>(end - p) / kPageSize);
+    const bool pooled = vm->in_pool_mapping[first];
+    uint64_t last = first;
+    while (last < limit && vm->in_pool_mapping[last] == pooled) ++last;
+    const size_t bytes = (last - first) * kPageSize;
+    if (pooled) {
+      // Anonymous again: zeroes until written, no host memory, and the
+      // file mapping (one or more VMAs) is gone, so the VMA budget grows back.
+      void* r = ::mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                       -1, 0);
+      if (r == MAP_FAILED) return errno;
+    } else if (::madvise(p, bytes, MADV_DONTNEED) != 0) {
+      return errno;
+    }
+    for (uint64_t i = first; i < last; ++i) {
+      if (vm->in_pool_mapping[i] && merged_pages_ > 0) --merged_pages_;
+      vm->in_pool_mapping[i] = false;
+      vm->state[i] = kPrivate;
+      vm->last_hash[i] = 0;  // seen afresh: it must be stable again before a merge
+    }
+    ++stats_.released_runs;
+    stats_.pages_released += last - first;
+    if (pooled) stats_.pages_released_pooled += last - first;
+    p += bytes;
+  }
+  return 0;
 }
 
 }  // namespace vmm

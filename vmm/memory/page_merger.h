@@ -9,7 +9,9 @@
 // which follows the mapping change through its MMU notifier). All-zero
 // pages are not pooled: they are dropped (MADV_DONTNEED, or an anonymous
 // remap for a page that was merged before), so they read the kernel's zero
-// page until written.
+// page until written. Zero pages with no memory of their own (never
+// written: the guest's untouched RAM) are left alone and not counted as
+// savings, which would flatter the merger.
 //
 // Which pages: like Linux KSM, a page is a candidate only once its hash
 // was the same on two consecutive visits (volatile pages are skipped), and
@@ -20,6 +22,13 @@
 // RAM) both write it, so every batch of merges runs inside the caller's
 // quiesce callback, which must stop both (Machine pauses vCPUs and drains
 // device I/O) and re-checks equality under it.
+//
+// Threads: every public call takes the merger's lock, except that scan()
+// lets go of it while it calls the quiesce callback (and takes it again
+// inside, for the merges): the callback stops device threads, and one of
+// them (the balloon's, in release()) may be waiting for this lock, so
+// holding it across the callback would deadlock. Lock order: whatever the
+// callback takes (vCPU pause, device locks) -> the merger's lock.
 //
 // Accounting is measured, not assumed: /proc/self/pagemap tells, for each
 // guest page, whether it is still backed by the file (a pool page) or has
@@ -32,6 +41,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,13 +51,17 @@ namespace vmm {
 class GuestMemory;
 
 struct MergerStats {
-  uint64_t pages_scanned = 0;     // visits, cumulative
+  uint64_t pages_scanned = 0;     // pages hashed, cumulative
   uint64_t full_scans = 0;        // complete passes over every VM's RAM
   uint64_t merges = 0;            // guest pages remapped onto a pool page
   uint64_t zero_pages_dropped = 0;
   uint64_t pool_pages = 0;        // distinct shared contents held
   uint64_t batches = 0;           // quiesce callbacks made
   uint64_t raced = 0;             // candidates that changed before the merge
+  uint64_t limit_hits = 0;        // merges refused near vm.max_map_count
+  uint64_t pages_released = 0;    // given back through release() (the balloon)
+  uint64_t released_runs = 0;     // system calls release() made
+  uint64_t pages_released_pooled = 0;  // of those, pages in a pool mapping (remapped anonymous)
 };
 
 class PageMerger {
@@ -66,11 +80,22 @@ class PageMerger {
   void add(GuestMemory& memory, std::string name);
   void remove(const GuestMemory& memory);
 
-  // Visits up to `budget` pages (continuing where the last call stopped,
-  // wrapping around) and merges what it can, in one quiesced batch.
+  // Hashes up to `budget` present pages (continuing where the last call
+  // stopped, wrapping around, at most one full pass; pages with nothing
+  // behind them are passed over for free) and merges what it can, in one
+  // quiesced batch.
   void scan(uint64_t budget);
 
-  const MergerStats& stats() const { return stats_; }
+  // Gives guest pages [host, host + len) back to the host (the balloon's
+  // release): afterwards they read zeroes and cost no host memory. A page
+  // the merger mapped from the pool is remapped anonymous (MADV_DONTNEED
+  // would show the pool page again, not zeroes); any other page is
+  // MADV_DONTNEED'ed. The merger forgets what it knew of them. `host` and
+  // `len` must be page-aligned; returns 0 or an errno.
+  int release(uint8_t* host, uint64_t len);
+
+  MergerStats stats() const;
+  size_t vm_count() const;
   // Guest pages still backed by a pool page (read from pagemap), and the
   // guest pages that read the zero page because the merger dropped them.
   uint64_t pages_sharing() const;
@@ -92,7 +117,10 @@ class PageMerger {
     // pool page, not zeroes, so it is dropped by an anonymous remap.
     std::vector<bool> in_pool_mapping;
   };
-  enum PageState : uint8_t { kPrivate = 0, kMerged = 1, kZeroDropped = 2 };
+  // kZeroUnbacked: a zero page that held no host memory of its own (never
+  // written, or already released): nothing to drop and nothing saved, so
+  // it is left alone and not counted.
+  enum PageState : uint8_t { kPrivate = 0, kMerged = 1, kZeroDropped = 2, kZeroUnbacked = 3 };
   struct Candidate {
     enum Kind : uint8_t { kZero, kOntoPool, kPair } kind;
     size_t vm;
@@ -103,13 +131,21 @@ class PageMerger {
   };
 
   uint8_t* page_ptr(const Vm& vm, uint64_t page) const { return vm.base + page * kPageSize; }
+  uint64_t pages_zero_locked() const;
   // Merges the batch; runs quiesced.
   void merge_batch(const std::vector<Candidate>& batch);
   bool remap_onto_pool(Vm& vm, uint64_t page, uint64_t pool_index);
   bool drop_zero(Vm& vm, uint64_t page);
+  // pagemap: the page is backed by a private anonymous page of its own
+  // (present and exclusively mapped, bit 56), not the kernel's zero page.
+  bool privately_backed(const Vm& vm, uint64_t page) const;
   uint64_t add_pool_page(const uint8_t* content);
   const uint8_t* pool_page(uint64_t index) const { return pool_view_ + index * kPageSize; }
   void grow_pool_view(uint64_t pages);
+  // The visiting part of scan(), lock held.
+  void choose(uint64_t budget, std::vector<Candidate>& batch);
+  // out[i] = 1 if page first+i of `vm` is present (pagemap bit 63).
+  void present_bits(const Vm& vm, uint64_t first, uint64_t n, std::vector<uint64_t>& out) const;
   // Visits one page; may append a candidate to `batch`.
   void visit(size_t vm_index, uint64_t page, std::vector<Candidate>& batch);
   // Merges `c.vm/c.page` onto a pool page holding the same bytes, if any.
@@ -118,10 +154,15 @@ class PageMerger {
   uint64_t count_file_backed() const;
 
   Quiesce quiesce_;
+  mutable std::mutex mu_;  // everything below
+  // Moves on every add()/remove(): a batch chosen before scan() let go of
+  // the lock is dropped if the VMs changed meanwhile (its indices are stale).
+  uint64_t generation_ = 0;
   std::vector<Vm> vms_;
   size_t cursor_vm_ = 0;
   uint64_t cursor_page_ = 0;
   int memfd_ = -1;
+  int pagemap_fd_ = -1;  // /proc/self/pagemap; -1: every zero page is dropped
   uint8_t* pool_view_ = nullptr;      // read-only view of the whole pool
   uint64_t pool_view_pages_ = 0;
   uint64_t pool_pages_ = 0;

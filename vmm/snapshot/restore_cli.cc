@@ -55,7 +55,7 @@ int run_restore(const RestoreOptions& o) {
   VmConfig base = read_chain(o.file).back().meta.config;
   base.console = o.console;
   base.stats = o.stats;
-  Cluster cluster(base, cc, [&](int, MachineIo io, NetConnector connect) {
+  Cluster cluster(base, cc, MergeConfig{}, [&](int, MachineIo io, NetConnector connect) {
     auto m = Machine::restore(o.file, o.console, o.stats, std::move(io), std::move(connect));
     std::cerr << "vmm: restored from " + o.file + "\n";
     return m;

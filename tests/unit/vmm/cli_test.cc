@@ -153,5 +153,34 @@ TEST(CliTest, DevicesCombineWithTheRest) {
   EXPECT_TRUE(r.config.stats);
 }
 
+TEST(CliTest, Merge) {
+  auto r = parse_cli({"run", "-k", "k"});
+  EXPECT_EQ(r.merge.mode, MergeMode::kOff);
+  EXPECT_EQ(r.merge.pages_per_second, kDefaultMergeRate);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--merge=vmm"}).merge.mode, MergeMode::kVmm);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--merge", "ksm"}).merge.mode, MergeMode::kKsm);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--merge", "off"}).merge.mode, MergeMode::kOff);
+  r = parse_cli({"run", "-k", "k", "--vms", "4", "--merge=vmm", "--merge-rate", "1000"});
+  EXPECT_EQ(r.merge.mode, MergeMode::kVmm);
+  EXPECT_EQ(r.merge.pages_per_second, 1000u);
+  EXPECT_EQ(r.cluster.vms, 4);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--merge=vmm", "--merge-rate=1048576"}).merge.pages_per_second, 1u << 20);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--merge-rate=1", "--merge=vmm"}).merge.pages_per_second, 1u);
+  for (const char* bad : {"", "on", "VMM", "ksm,vmm", "1"})
+    EXPECT_NE(usage_error({"run", "-k", "k", std::string("--merge=") + bad}).find("--merge must be off, vmm or ksm"),
+              std::string::npos)
+        << bad;
+  for (const char* bad : {"", "0", "-5", "1048577", "10k", "1e5", "99999999999999999999999"})
+    EXPECT_NE(usage_error({"run", "-k", "k", "--merge=vmm", std::string("--merge-rate=") + bad})
+                  .find("--merge-rate must be a number of pages per second from 1 to 1048576"),
+              std::string::npos)
+        << bad;
+  EXPECT_NE(usage_error({"run", "-k", "k", "--merge-rate", "100"}).find("applies only to --merge vmm"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--merge=ksm", "--merge-rate", "100"}).find("applies only to --merge vmm"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"run", "-k", "k", "--merge"}).find("needs a value"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vmm

@@ -97,6 +97,10 @@ class E1000 final : public PciDevice, public net::FrameSink {
   // (counted in MPC, and RXO raised, by the I/O thread).
   void deliver(net::Frame frame) override;
 
+  // Stops the device writing guest RAM until the lock is dropped
+  // (same-page merging): every guest-memory write happens under mu_.
+  std::unique_lock<std::mutex> quiesce() { return std::unique_lock(mu_); }
+
   // The I/O thread's work, once: receive queued frames into descriptors
   // and raise a throttled interrupt whose delay has passed.
   void poll();
