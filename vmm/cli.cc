@@ -238,6 +238,24 @@ uint64_t parse_seed(const std::string& text) {
 
 }  // namespace
 
+bool OptionReader::next() {
+  if (started_) ++i_;
+  started_ = true;
+  if (i_ >= args_.size()) return false;
+  const std::string& a = args_[i_];
+  const size_t eq = a.find('=');
+  inline_value_ = a.rfind("--", 0) == 0 && eq != std::string::npos;
+  name_ = inline_value_ ? a.substr(0, eq) : a;
+  inline_ = inline_value_ ? a.substr(eq + 1) : std::string();
+  return true;
+}
+
+std::string OptionReader::value() {
+  if (inline_value_) return inline_;
+  if (i_ + 1 >= args_.size()) throw UsageError("option " + name_ + " needs a value");
+  return args_[++i_];
+}
+
 CliResult parse_cli(const std::vector<std::string>& args) {
   CliResult r{CliCommand::kHelp, {}, {}, {}};
   if (args.empty()) throw UsageError("no command given (try 'vmm --help')");
@@ -251,66 +269,54 @@ CliResult parse_cli(const std::vector<std::string>& args) {
   r.command = CliCommand::kRun;
 
   bool merge_rate_given = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    // Options take their value as the next word or after '='.
-    std::string name = a, value;
-    bool inline_value = false;
-    if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
-      name = a.substr(0, a.find('='));
-      value = a.substr(a.find('=') + 1);
-      inline_value = true;
-    }
-    auto take_value = [&]() -> std::string {
-      if (inline_value) return value;
-      if (i + 1 >= args.size()) throw UsageError("option " + name + " needs a value");
-      return args[++i];
-    };
-    if (name == "-k" || name == "--kernel") r.config.kernel = take_value();
-    else if (name == "-m" || name == "--mem") r.config.mem_bytes = parse_mem_size(take_value());
-    else if (name == "-c" || name == "--cpus") r.config.vcpus = parse_cpus(take_value());
-    else if (name == "--cmdline") r.config.cmdline = take_value();
-    else if (name == "--console") r.config.console = take_value();
-    else if (name == "--stats" && !inline_value) r.config.stats = true;
-    else if (name == "--disk") r.config.disks.push_back(parse_disk(take_value()));
-    else if (name == "--net" && !inline_value) r.config.net = true;
+  for (OptionReader opt(args, 1); opt.next();) {
+    const std::string& a = opt.word();
+    const std::string& name = opt.name();
+    if (name == "-k" || name == "--kernel") r.config.kernel = opt.value();
+    else if (name == "-m" || name == "--mem") r.config.mem_bytes = parse_mem_size(opt.value());
+    else if (name == "-c" || name == "--cpus") r.config.vcpus = parse_cpus(opt.value());
+    else if (name == "--cmdline") r.config.cmdline = opt.value();
+    else if (name == "--console") r.config.console = opt.value();
+    else if (name == "--stats" && !opt.has_inline_value()) r.config.stats = true;
+    else if (name == "--disk") r.config.disks.push_back(parse_disk(opt.value()));
+    else if (name == "--net" && !opt.has_inline_value()) r.config.net = true;
     else if (name == "--mac") {
-      r.config.mac = parse_mac(take_value());
+      r.config.mac = parse_mac(opt.value());
       r.config.net = true;
     }
     else if (name == "--nic") {
-      const std::string v = take_value();
+      const std::string v = opt.value();
       if (v == "virtio") r.config.nic = NicModel::kVirtio;
       else if (v == "e1000") r.config.nic = NicModel::kE1000;
       else throw UsageError("--nic must be virtio or e1000, not '" + v + "'");
       r.config.net = true;
     }
-    else if (name == "--balloon" && !inline_value) r.config.balloon = true;
+    else if (name == "--balloon" && !opt.has_inline_value()) r.config.balloon = true;
     else if (name == "--balloon-target") {
-      r.config.balloon_target = parse_balloon_size(take_value());
+      r.config.balloon_target = parse_balloon_size(opt.value());
       r.config.balloon = true;
     }
-    else if (name == "--merge") r.merge.mode = parse_merge_mode(take_value());
+    else if (name == "--merge") r.merge.mode = parse_merge_mode(opt.value());
     else if (name == "--merge-rate") {
-      r.merge.pages_per_second = parse_merge_rate(take_value());
+      r.merge.pages_per_second = parse_merge_rate(opt.value());
       merge_rate_given = true;
     }
-    else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(take_value());
+    else if (name == "--clock-offset") r.config.clock_offset_ns = parse_duration_ns(opt.value());
     else if (name == "--halt-poll") {
-      const int64_t t = parse_duration_ns(take_value());
+      const int64_t t = parse_duration_ns(opt.value());
       if (t < 0) throw UsageError("--halt-poll cannot be negative");
       r.config.halt_poll_ns = static_cast<uint64_t>(t);
     } else if (name == "--clock-uncertainty") {
-      const int64_t u = parse_duration_ns(take_value());
+      const int64_t u = parse_duration_ns(opt.value());
       if (u < 0) throw UsageError("--clock-uncertainty cannot be negative");
       r.config.clock_uncertainty_ns = static_cast<uint64_t>(u);
     }
-    else if (name == "--vms") r.cluster.vms = parse_vms(take_value());
-    else if (name == "--gateway") parse_gateway(take_value(), r.cluster);
-    else if (name == "--switch-seed") r.cluster.switch_seed = parse_seed(take_value());
-    else if (name == "--vm") parse_vm_cmdline(take_value(), r.cluster);
+    else if (name == "--vms") r.cluster.vms = parse_vms(opt.value());
+    else if (name == "--gateway") parse_gateway(opt.value(), r.cluster);
+    else if (name == "--switch-seed") r.cluster.switch_seed = parse_seed(opt.value());
+    else if (name == "--vm") parse_vm_cmdline(opt.value(), r.cluster);
     else if (name == "--control") {
-      r.cluster.control = take_value();
+      r.cluster.control = opt.value();
       if (r.cluster.control.empty()) throw UsageError("--control needs a socket path");
     }
     else if (name == "-h" || name == "--help") {

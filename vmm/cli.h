@@ -23,6 +23,27 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Walks a command line's words: each option's name, and its value taken
+// as the next word or after '=' ("--mem 64M" or "--mem=64M").
+class OptionReader {
+ public:
+  explicit OptionReader(const std::vector<std::string>& args, size_t first = 0) : args_(args), i_(first) {}
+  // Moves to the next word; false at the end.
+  bool next();
+  const std::string& word() const { return args_[i_]; }  // as written
+  const std::string& name() const { return name_; }      // without "=VALUE"
+  bool has_inline_value() const { return inline_value_; }
+  // The option's value; UsageError if the command line ends first.
+  std::string value();
+
+ private:
+  const std::vector<std::string>& args_;
+  size_t i_;
+  bool started_ = false;
+  std::string name_, inline_;
+  bool inline_value_ = false;
+};
+
 // One virtio-blk disk (`--disk PATH[,ro][,serial=S]`).
 struct DiskConfig {
   std::string path;

@@ -62,4 +62,14 @@ class IoBus {
   std::atomic<std::shared_ptr<const Map>> ranges_;
 };
 
+// For a platform port that announces itself (boot/platform.h): a read
+// returns the 32-bit signature's bytes at their offsets (little-endian)
+// and zeroes past them, so any width of read is answered consistently.
+inline void read_port_signature(uint32_t signature, uint64_t offset, uint8_t* data, uint32_t size) {
+  for (uint32_t i = 0; i < size; ++i) {
+    const uint64_t at = offset + i;
+    data[i] = at < sizeof signature ? static_cast<uint8_t>(signature >> (8 * at)) : 0;
+  }
+}
+
 }  // namespace vmm

@@ -337,14 +337,7 @@ void VirtioPciDevice::enable_queue_locked(uint16_t index) {
                  std::to_string(params_.max_queue_size));
     return;
   }
-  VirtqueueConfig cfg;
-  cfg.size = q.size;
-  cfg.desc = q.desc;
-  cfg.avail = q.driver;
-  cfg.used = q.device;
-  cfg.event_idx = has_feature(VIRTIO_F_EVENT_IDX);
-  cfg.indirect_desc = has_feature(VIRTIO_F_INDIRECT_DESC);
-  const VirtqueueConfigError err = q.vq->enable(cfg);
+  const VirtqueueConfigError err = enable_virtqueue_locked(q);
   if (err != VirtqueueConfigError::kNone) {
     device_error(what + to_string(err) + " (size " + std::to_string(q.size) + ", desc " + hex(q.desc) +
                  ", driver " + hex(q.driver) + ", device " + hex(q.device) + ")");
@@ -353,6 +346,18 @@ void VirtioPciDevice::enable_queue_locked(uint16_t index) {
   q.enabled = true;
   q.reset_done = false;
   if (live_locked()) wake_.signal();  // re-enabled after a queue reset
+}
+
+VirtqueueConfigError VirtioPciDevice::enable_virtqueue_locked(Queue& q) {
+  if (q.size > params_.max_queue_size) return VirtqueueConfigError::kBadSize;
+  VirtqueueConfig cfg;
+  cfg.size = q.size;
+  cfg.desc = q.desc;
+  cfg.avail = q.driver;
+  cfg.used = q.device;
+  cfg.event_idx = has_feature(VIRTIO_F_EVENT_IDX);
+  cfg.indirect_desc = has_feature(VIRTIO_F_INDIRECT_DESC);
+  return q.vq->enable(cfg);
 }
 
 void VirtioPciDevice::queue_reset_locked(uint16_t index) {
@@ -578,15 +583,7 @@ void VirtioPciDevice::restore_transport_state(const TransportState& s) {
     q.reset_done = qs.reset_done;
     q.enabled = false;
     if (!qs.enabled) continue;
-    VirtqueueConfig cfg;
-    cfg.size = q.size;
-    cfg.desc = q.desc;
-    cfg.avail = q.driver;
-    cfg.used = q.device;
-    cfg.event_idx = has_feature(VIRTIO_F_EVENT_IDX);
-    cfg.indirect_desc = has_feature(VIRTIO_F_INDIRECT_DESC);
-    const VirtqueueConfigError err =
-        q.size > params_.max_queue_size ? VirtqueueConfigError::kBadSize : q.vq->enable(cfg);
+    const VirtqueueConfigError err = enable_virtqueue_locked(q);
     if (err != VirtqueueConfigError::kNone)
       throw std::runtime_error(name() + ": queue " + std::to_string(i) + " cannot be enabled again: " + to_string(err));
     if (!q.vq->restore_state(qs.vq))

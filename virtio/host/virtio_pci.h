@@ -250,6 +250,9 @@ class VirtioPciDevice : public PciDevice {
   void reset_locked();
   void reset_queue_config_locked(Queue& q);
   void enable_queue_locked(uint16_t index);
+  // Enables q's virtqueue at the addresses and size the driver set, with
+  // the negotiated ring features (size checked against the maximum).
+  VirtqueueConfigError enable_virtqueue_locked(Queue& q);
   void queue_reset_locked(uint16_t index);
   uint16_t checked_vector(uint16_t v) const;
   void raise_config_interrupt_locked();

@@ -7,12 +7,7 @@
 namespace vmm {
 
 void PostMortemPort::read(uint64_t offset, uint8_t* data, uint32_t size) {
-  // The signature's bytes at their offsets (little-endian), zero past them.
-  const uint32_t value = platform::kPostMortemMagic;
-  for (uint32_t i = 0; i < size; ++i) {
-    const uint64_t at = offset + i;
-    data[i] = at < sizeof value ? static_cast<uint8_t>(value >> (8 * at)) : 0;
-  }
+  read_port_signature(platform::kPostMortemMagic, offset, data, size);
 }
 
 void PostMortemPort::write(uint64_t offset, const uint8_t* data, uint32_t size) {

@@ -11,25 +11,14 @@ namespace vmm::snapshot {
 
 RestoreOptions parse_restore_cli(const std::vector<std::string>& args) {
   RestoreOptions o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    std::string name = a, value;
-    bool inline_value = false;
-    if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
-      name = a.substr(0, a.find('='));
-      value = a.substr(a.find('=') + 1);
-      inline_value = true;
-    }
-    auto take_value = [&]() -> std::string {
-      if (inline_value) return value;
-      if (i + 1 >= args.size()) throw UsageError("option " + name + " needs a value");
-      return args[++i];
-    };
-    if (name == "--console") o.console = take_value();
+  for (OptionReader opt(args); opt.next();) {
+    const std::string& a = opt.word();
+    const std::string& name = opt.name();
+    if (name == "--console") o.console = opt.value();
     else if (name == "--control") {
-      o.control = take_value();
+      o.control = opt.value();
       if (o.control.empty()) throw UsageError("--control needs a socket path");
-    } else if (name == "--stats" && !inline_value) o.stats = true;
+    } else if (name == "--stats" && !opt.has_inline_value()) o.stats = true;
     else if (a.rfind("-", 0) == 0) throw UsageError("unknown restore option '" + a + "' (try 'vmm --help')");
     else if (o.file.empty()) o.file = a;
     else throw UsageError("restore takes one snapshot file, not also '" + a + "'");
