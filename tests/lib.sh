@@ -21,17 +21,17 @@ kSkip=77
 kPhantomTripleFault="guest crashed: triple fault (KVM_EXIT_SHUTDOWN)"
 
 run_test() {
-  local name=$1 fn=$2 log rc=0
+  local name=$1 fn=$2 log rc=0 t0=$SECONDS
   log=$("$fn" 2>&1) || rc=$?
   if ((rc == 0)); then
     passed=$((passed + 1))
-    echo "ok   $name"
+    echo "ok   $name ($((SECONDS - t0)) s)"
   elif ((rc == kSkip)); then
     skipped=$((skipped + 1))
     echo "skip $name: $(tail -n 1 <<<"$log")"
   elif [[ $log == *"$kPhantomTripleFault"* ]] && log=$("$fn" 2>&1); then
     passed=$((passed + 1))
-    echo "ok   $name (on a second run: the first saw a guest triple fault the guest never reported)"
+    echo "ok   $name ($((SECONDS - t0)) s; on a second run: the first saw a guest triple fault the guest never reported)"
   else
     failed=$((failed + 1))
     echo "FAIL $name"
