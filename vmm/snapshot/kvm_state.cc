@@ -73,13 +73,13 @@ void save_vcpu(Vcpu& vcpu, const std::vector<uint32_t>& msrs, bool has_xsave, bo
   // Every listed MSR this vCPU has; KVM stops at the first it cannot read
   // (an MSR of a feature this CPUID does not offer), which is skipped.
   std::vector<kvm_msr_entry> values;
-  std::vector<uint32_t> todo = msrs;
-  while (!todo.empty()) {
-    KvmFlexBuffer<kvm_msr_entry> buf(static_cast<uint32_t>(todo.size()));
-    for (size_t i = 0; i < todo.size(); ++i) buf.entries()[i] = kvm_msr_entry{todo[i], 0, 0};
+  std::vector<uint32_t> remaining = msrs;
+  while (!remaining.empty()) {
+    KvmFlexBuffer<kvm_msr_entry> buf(static_cast<uint32_t>(remaining.size()));
+    for (size_t i = 0; i < remaining.size(); ++i) buf.entries()[i] = kvm_msr_entry{remaining[i], 0, 0};
     const long got = msr_ioctl(fd, kGetMsrs, buf, "KVM_GET_MSRS");
     for (long i = 0; i < got; ++i) values.push_back(buf.entries()[i]);
-    todo.erase(todo.begin(), todo.begin() + std::min<long>(got + 1, static_cast<long>(todo.size())));
+    remaining.erase(remaining.begin(), remaining.begin() + std::min<long>(got + 1, static_cast<long>(remaining.size())));
   }
   out.u32(static_cast<uint32_t>(values.size()));
   for (const auto& e : values) {
