@@ -20,20 +20,70 @@ kSkip=77
 # and says so; any other failure, or the same one twice, fails.
 kPhantomTripleFault="guest crashed: triple fault (KVM_EXIT_SHUTDOWN)"
 
+# A suite the nested runner may have to restart (its host died under it)
+# keeps a record: with TESTS_PROGRESS=FILE, every test appends a "start" line
+# before it runs and an "end" line with its result after. A rerun of the
+# suite with the same FILE counts each finished test as it ended without
+# running it again, runs again a test that started but never ended (the
+# host died under it), and fails a test under which hosts died
+# kMaxUnfinishedStarts times.
+kMaxUnfinishedStarts=3
+
+progress_record() {  # WHAT NAME [RESULT]
+  [[ -n ${TESTS_PROGRESS:-} ]] || return 0
+  printf '%s\t%s\t%s\n' "$1" "$2" "${3:-}" >>"$TESTS_PROGRESS"
+}
+
+# The result an earlier run recorded for NAME ("ok", "FAIL" or "skip"), or
+# nothing; and how many times NAME started.
+progress_result() {
+  [[ -n ${TESTS_PROGRESS:-} && -f $TESTS_PROGRESS ]] || return 0
+  awk -F'\t' -v n="$1" '$1 == "end" && $2 == n { r = $3 } END { print r }' "$TESTS_PROGRESS"
+}
+progress_starts() {
+  [[ -n ${TESTS_PROGRESS:-} && -f $TESTS_PROGRESS ]] || { echo 0; return; }
+  awk -F'\t' -v n="$1" '$1 == "start" && $2 == n { k++ } END { print k + 0 }' "$TESTS_PROGRESS"
+}
+
+count_result() {  # RESULT
+  case $1 in
+    ok) passed=$((passed + 1)) ;;
+    skip) skipped=$((skipped + 1)) ;;
+    *) failed=$((failed + 1)) ;;
+  esac
+}
+
 run_test() {
-  local name=$1 fn=$2 log rc=0 t0=$SECONDS
+  local name=$1 fn=$2 log rc=0 t0=$SECONDS earlier
+  earlier=$(progress_result "$name")
+  if [[ -n $earlier ]]; then
+    count_result "$earlier"
+    printf '%-4s %s (in an earlier host; not run again)\n' "$earlier" "$name"
+    return
+  fi
+  if (($(progress_starts "$name") >= kMaxUnfinishedStarts)); then
+    count_result FAIL
+    progress_record end "$name" FAIL
+    echo "FAIL $name: the nested host died under this test $kMaxUnfinishedStarts times"
+    return
+  fi
+  progress_record start "$name"
   log=$("$fn" 2>&1) || rc=$?
   if ((rc == 0)); then
-    passed=$((passed + 1))
+    count_result ok
+    progress_record end "$name" ok
     echo "ok   $name ($((SECONDS - t0)) s)"
   elif ((rc == kSkip)); then
-    skipped=$((skipped + 1))
+    count_result skip
+    progress_record end "$name" skip
     echo "skip $name: $(tail -n 1 <<<"$log")"
   elif [[ $log == *"$kPhantomTripleFault"* ]] && log=$("$fn" 2>&1); then
-    passed=$((passed + 1))
+    count_result ok
+    progress_record end "$name" ok
     echo "ok   $name ($((SECONDS - t0)) s; on a second run: the first saw a guest triple fault the guest never reported)"
   else
-    failed=$((failed + 1))
+    count_result FAIL
+    progress_record end "$name" FAIL
     echo "FAIL $name"
     printf '%s\n' "$log" | tail -n 40 | sed 's/^/     | /'
   fi

@@ -24,6 +24,7 @@
 #include "vmm/memory/process_memory.h"
 #include "vmm/net/discard_port.h"
 #include "vmm/pvh_loader.h"
+#include "vmm/thread_name.h"
 
 namespace vmm {
 namespace {
@@ -375,6 +376,11 @@ void Machine::kill(int status) { request_stop(status); }
 void Machine::set_clock_offset(int64_t offset_ns) { time_page_.set(offset_ns, time_page_.uncertainty_ns()); }
 
 void Machine::vcpu_loop(int index) {
+  {
+    std::string vm = io_.name;  // "vm 1" -> "vm1-vcpu0"
+    std::erase(vm, ' ');
+    set_thread_name((vm.empty() ? "" : vm + "-") + "vcpu" + std::to_string(index));
+  }
   Vcpu& vcpu = *vcpus_[index];
   ExitStats& stats = stats_[index];
   try {

@@ -51,6 +51,10 @@ class E1000 final : public net::NetDevice {
   bool uses_msi() const { return msi_; }
   uint8_t irq_pin() const { return pin_; }  // INTx only
 
+ protected:
+  bool rx_waiting_for_interrupt() const override;
+  void take_rx() override { service(); }
+
  private:
   struct RxDesc {
     uint64_t addr;

@@ -5,6 +5,7 @@
 #include "guest-kernel/arch/x86/interrupts.h"
 #include "guest-kernel/arch/x86/post_mortem.h"
 #include "guest-kernel/kernel/exit.h"
+#include "guest-kernel/lib/print.h"
 #include "guest-kernel/time/clock.h"
 
 namespace {
@@ -155,6 +156,24 @@ void EventLoop::run(const std::function<bool()>& until) {
     }
     ++halts_;
     x86::post_mortem::check_cpu_state();
+    const uint64_t timer_interrupts_before = timer_interrupts_;
+    const uint64_t armed_deadline = timers_.empty() ? 0 : timers_.begin()->first.first;
     x86::sti_hlt();
+    note_lost_timer_interrupt(timer_interrupts_before, armed_deadline);
   }
+}
+
+void EventLoop::note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint64_t armed_deadline) {
+  // Another interrupt woke us. Had the timer fired, its handler would have
+  // run by now (a pending interrupt is taken as soon as IF is set again),
+  // so a deadline long past with no timer interrupt taken means the timer's
+  // interrupt was lost below us (seen under nested software-emulated SVM).
+  // Nothing to recover: the loop runs the due timers and re-arms.
+  if (!armed_deadline || timer_interrupts_ != timer_interrupts_before) return;
+  const uint64_t now = timekeeping::monotonic_ns();
+  if (now < armed_deadline + kLostTimerLateNs) return;
+  ++lost_timer_interrupts_;
+  if (lost_timer_interrupts_ <= 5 || lost_timer_interrupts_ % 100 == 0)
+    kprintf("event loop: the timer interrupt for a deadline %lu ms ago never came (%lu so far)\n",
+            (now - armed_deadline) / 1'000'000, lost_timer_interrupts_);
 }

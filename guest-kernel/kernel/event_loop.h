@@ -50,6 +50,10 @@ class EventLoop {
   size_t pending_timers() const { return timers_.size(); }
   uint64_t halts() const { return halts_; }
   uint64_t wakeups() const { return timer_interrupts_; }
+  // Halts another interrupt ended long after the armed deadline, with no
+  // timer interrupt taken: the timer's interrupt was lost.
+  uint64_t lost_timer_interrupts() const { return lost_timer_interrupts_; }
+  static constexpr uint64_t kLostTimerLateNs = 100'000'000;
 
   static EventLoop& instance();
 
@@ -61,6 +65,7 @@ class EventLoop {
   };
   bool run_once();  // true if it did something
   void arm_hardware_timer();
+  void note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint64_t armed_deadline);
 
   std::map<std::pair<uint64_t, TimerId>, Timer> timers_;  // by deadline
   std::map<TimerId, uint64_t> deadline_of_;
@@ -71,4 +76,5 @@ class EventLoop {
   uint8_t vector_ = 0;
   uint64_t halts_ = 0;
   volatile uint64_t timer_interrupts_ = 0;
+  uint64_t lost_timer_interrupts_ = 0;
 };

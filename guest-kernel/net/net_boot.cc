@@ -1,5 +1,6 @@
 #include "guest-kernel/net/net_boot.h"
 
+#include "guest-kernel/kernel/event_loop.h"
 #include "guest-kernel/kernel/exit.h"
 #include "guest-kernel/lib/print.h"
 #include "guest-kernel/lib/string.h"
@@ -65,6 +66,16 @@ void boot_init(const Cmdline& cmdline) {
   // Lives as long as the kernel: never freed.
   g_stack = new Stack(*dev, clock, config);
   g_stack->up();
+  // The lost-interrupt safety net (NetDevice::sweep_missed_interrupt), for
+  // as long as the kernel runs.
+  EventLoop::instance().add_timer(
+      NetDevice::kMissedInterruptSweepNs,
+      [dev] {
+        if (dev->sweep_missed_interrupt() && (dev->missed_interrupts <= 5 || dev->missed_interrupts % 100 == 0))
+          kprintf("net: %s: a receive interrupt never came; the sweep took the waiting frames (%lu so far)\n",
+                  dev->name(), dev->missed_interrupts);
+      },
+      NetDevice::kMissedInterruptSweepNs);
   char mac[18], addr[16], gwtext[16];
   format_mac(dev->mac(), mac);
   format_ipv4(config.address, addr);

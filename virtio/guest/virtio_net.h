@@ -45,6 +45,11 @@ class VirtioNet final : public net::NetDevice {
   // Frames handled per run of the receive work before it yields the loop.
   static constexpr unsigned kRxBudget = 64;
 
+ protected:
+  bool rx_waiting_for_interrupt() const override { return !failed_ && rx_.interrupts_enabled() && rx_.has_used(); }
+  uint64_t interrupts_taken() const override { return transport_.interrupts(); }
+  void take_rx() override { on_rx(); }
+
  private:
   bool init(const pci::Device& dev);
   bool post_rx(uint16_t buffer);

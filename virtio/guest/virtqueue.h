@@ -82,6 +82,7 @@ class Virtqueue {
   // must process them, since the device may have decided not to interrupt
   // before it saw the request. True: the next used buffer will interrupt.
   bool enable_interrupts();
+  bool interrupts_enabled() const { return interrupts_on_; }
 
   uint16_t size() const { return size_; }
   uint16_t index() const { return index_; }

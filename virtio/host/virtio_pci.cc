@@ -1,5 +1,6 @@
 #include "virtio/host/virtio_pci.h"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -457,6 +458,7 @@ void VirtioPciDevice::setup_epoll() {
 }
 
 void VirtioPciDevice::io_thread_main() {
+  pthread_setname_np(pthread_self(), name().substr(0, 15).c_str());  // ps and /proc tell the threads apart
   try {
     setup_epoll();
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #include "vmm/control/control_server.h"
 
 #include "vmm/control/socket_util.h"
+#include "vmm/thread_name.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -57,6 +58,7 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::serve() {
+  set_thread_name("control");
   std::map<int, std::pair<Fd, std::string>> clients;  // fd -> (socket, partial line)
   for (;;) {
     std::vector<pollfd> fds{{stop_.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "vmm/guest_memory.h"
+#include "vmm/thread_name.h"
 
 namespace vmm {
 namespace {
@@ -135,6 +136,7 @@ void MergeService::scan_once(uint64_t budget) {
 }
 
 void MergeService::scanner_main() {
+  set_thread_name("merge-scanner");
   // The budget per tick keeps the configured rate on average; at least one
   // page, so the lowest rates still make progress.
   const uint64_t budget =

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "vmm/thread_name.h"
+
 namespace vmm::net {
 namespace {
 
@@ -198,6 +200,7 @@ class Gateway::Impl {
   }
 
   void loop() {
+    set_thread_name("gateway");
     epoll_event events[32];
     while (!stop_) {
       int timeout_ms = -1;

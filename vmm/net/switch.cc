@@ -12,6 +12,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "vmm/thread_name.h"
+
 namespace vmm::net {
 namespace {
 
@@ -459,6 +461,7 @@ class Switch::Core {
   }
 
   void schedule_loop() {
+    set_thread_name("switch-delay");
     std::unique_lock lock(mu_);
     while (!closed_) {
       if (events_.empty()) {

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <utility>
 
+#include "vmm/thread_name.h"
+
 namespace vmm {
 
 using namespace e1000;
@@ -155,6 +157,7 @@ void E1000::arm_timer(uint64_t deadline_ns) {
 }
 
 void E1000::io_loop() {
+  set_thread_name("e1000-io");
   std::unique_lock lock(fifo_mu_);
   while (!stopping_) {
     if (!kick_) {
