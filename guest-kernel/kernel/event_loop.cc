@@ -156,10 +156,23 @@ void EventLoop::run(const std::function<bool()>& until) {
     }
     ++halts_;
     x86::post_mortem::check_cpu_state();
+    report_clock_anomalies();
     const uint64_t timer_interrupts_before = timer_interrupts_;
     const uint64_t armed_deadline = timers_.empty() ? 0 : timers_.begin()->first.first;
     x86::sti_hlt();
     note_lost_timer_interrupt(timer_interrupts_before, armed_deadline);
+  }
+}
+
+void EventLoop::report_clock_anomalies() {
+  // Counted where the clock is read (any context), said here (task
+  // context): the first five times, then whenever the count has doubled.
+  const uint64_t n = timekeeping::kvmclock_tsc_behind_reads();
+  if (n == tsc_behind_reported_) return;
+  if (clock_reports_ < 5 || n >= 2 * tsc_behind_reported_) {
+    ++clock_reports_;
+    kprintf("kvmclock: %lu reads found the TSC behind the hypervisor's timestamp; they read the timestamp's time\n", n);
+    tsc_behind_reported_ = n;
   }
 }
 

@@ -66,6 +66,7 @@ class EventLoop {
   bool run_once();  // true if it did something
   void arm_hardware_timer();
   void note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint64_t armed_deadline);
+  void report_clock_anomalies();
 
   std::map<std::pair<uint64_t, TimerId>, Timer> timers_;  // by deadline
   std::map<TimerId, uint64_t> deadline_of_;
@@ -77,4 +78,5 @@ class EventLoop {
   uint64_t halts_ = 0;
   volatile uint64_t timer_interrupts_ = 0;
   uint64_t lost_timer_interrupts_ = 0;
+  uint64_t tsc_behind_reported_ = 0, clock_reports_ = 0;
 };

@@ -89,7 +89,8 @@ void GuestEnv::send(sg::NodeId to, const sg::Bytes& message) {
 sg::TimeNs GuestEnv::now() const {
   const sg::TimeNs t = timekeeping::now_ns();
   // The VMM may move the offset back (the nemesis undoing a skew); the
-  // services' clock then stands still until it catches up.
+  // services' clock then stands still until it catches up. One absurd
+  // reading would freeze it for good, so now_ns() never wraps (clock.cc).
   if (t > last_now_) last_now_ = t;
   return last_now_;
 }

@@ -42,13 +42,23 @@ bool kvm_clocksource2_available() {
   return x86::cpuid(0x40000001).eax & kKvmFeatureClocksource2;
 }
 
+// Reads that found the TSC behind the clock's timestamp (see kvmclock_ns).
+volatile uint64_t tsc_behind_reads = 0;
+
 uint64_t kvmclock_ns() {
   uint32_t v0, v1;
   uint64_t ns;
   do {
     v0 = pvclock.version;
     asm volatile("" ::: "memory");  // x86 keeps loads in order; stop the compiler
-    uint64_t delta = x86::rdtsc() - pvclock.tsc_timestamp;
+    // The TSC can read a little behind the timestamp the hypervisor took
+    // (seen nested: a vCPU moved between host CPUs whose TSCs differ by a
+    // few cycles). Unsigned, that difference would wrap into a jump of
+    // centuries, and every timer set at that moment would never fire: a
+    // TSC behind the timestamp reads as the timestamp.
+    const int64_t since = static_cast<int64_t>(x86::rdtsc() - pvclock.tsc_timestamp);
+    if (since < 0) tsc_behind_reads = tsc_behind_reads + 1;
+    uint64_t delta = since < 0 ? 0 : static_cast<uint64_t>(since);
     const int8_t shift = pvclock.tsc_shift;
     if (shift < 0) delta >>= -shift;
     else delta <<= shift;
@@ -137,7 +147,16 @@ uint64_t uncertainty_ns() {
   return u;
 }
 
-uint64_t now_ns() { return monotonic_ns() + static_cast<uint64_t>(vmm_offset_ns()); }
+uint64_t now_ns() {
+  // A negative offset larger than the time since boot (a VM rebooted while
+  // the nemesis skews its clock back) reads as 0, not as a wrap to 2^64.
+  const int64_t offset = vmm_offset_ns();
+  const uint64_t mono = monotonic_ns();
+  if (offset < 0 && mono < static_cast<uint64_t>(-(offset + 1)) + 1) return 0;
+  return mono + static_cast<uint64_t>(offset);
+}
+
+uint64_t kvmclock_tsc_behind_reads() { return tsc_behind_reads; }
 
 uint64_t ns_to_tsc(uint64_t ns) { return static_cast<uint64_t>((unsigned __int128)ns * tsc_rate / 1000000000ull); }
 

@@ -13,8 +13,12 @@ const char* clock_source();     // "kvmclock" or "tsc (PIT-calibrated)"
 uint64_t tsc_hz();
 // Nanoseconds since an arbitrary point, never going backwards.
 uint64_t monotonic_ns();
-// The monotonic clock plus the VMM's offset for this VM.
+// The monotonic clock plus the VMM's offset for this VM (0 while a negative
+// offset exceeds the time since boot).
 uint64_t now_ns();
+// kvmclock reads that found the TSC behind the hypervisor's timestamp (and
+// read the timestamp's time instead of wrapping).
+uint64_t kvmclock_tsc_behind_reads();
 int64_t vmm_offset_ns();
 uint64_t uncertainty_ns();
 bool has_time_page();
