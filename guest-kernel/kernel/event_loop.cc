@@ -168,11 +168,16 @@ void EventLoop::report_clock_anomalies() {
   // Counted where the clock is read (any context), said here (task
   // context): the first five times, then whenever the count has doubled.
   const uint64_t n = timekeeping::kvmclock_tsc_behind_reads();
-  if (n == tsc_behind_reported_) return;
-  if (clock_reports_ < 5 || n >= 2 * tsc_behind_reported_) {
+  if (n != tsc_behind_reported_ && (clock_reports_ < 5 || n >= 2 * tsc_behind_reported_)) {
     ++clock_reports_;
     kprintf("kvmclock: %lu reads found the TSC behind the hypervisor's timestamp; they read the timestamp's time\n", n);
     tsc_behind_reported_ = n;
+  }
+  const uint64_t leaps = timekeeping::leaps_refused_count();
+  if (leaps != leaps_reported_ && (clock_reports_ < 5 || leaps >= 2 * leaps_reported_)) {
+    ++clock_reports_;
+    kprintf("clock: %lu readings leapt more than an hour ahead and were refused\n", leaps);
+    leaps_reported_ = leaps;
   }
 }
 

@@ -78,5 +78,5 @@ class EventLoop {
   uint64_t halts_ = 0;
   volatile uint64_t timer_interrupts_ = 0;
   uint64_t lost_timer_interrupts_ = 0;
-  uint64_t tsc_behind_reported_ = 0, clock_reports_ = 0;
+  uint64_t tsc_behind_reported_ = 0, leaps_reported_ = 0, clock_reports_ = 0;
 };

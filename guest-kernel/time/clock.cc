@@ -110,10 +110,45 @@ const char* clock_source() { return use_kvmclock ? "kvmclock" : "tsc (PIT-calibr
 
 uint64_t tsc_hz() { return tsc_rate; }
 
-uint64_t monotonic_ns() {
+namespace {
+
+// A leap forward of more than this between two readings is believed only
+// when the next reading confirms it (see monotonic_ns).
+constexpr uint64_t kLeapNs = 3600ull * 1'000'000'000;
+constexpr uint64_t kLeapConfirmNs = 10ull * 1'000'000'000;
+uint64_t last_reading = 0, leap_seen = 0;
+volatile uint64_t leaps_refused = 0;
+
+uint64_t raw_monotonic_ns() {
   if (use_kvmclock) return kvmclock_ns();
   return static_cast<uint64_t>((unsigned __int128)(x86::rdtsc() - tsc_base) * tsc_mul >> 32);
 }
+
+}  // namespace
+
+uint64_t monotonic_ns() {
+  // One absurd reading would cost for good every timer set from it (its
+  // deadline would lie centuries ahead; a Raft node whose tick timer dies
+  // still answers but never campaigns again). A running guest's clock does
+  // not leap an hour between two readings; a paused one can, and then the
+  // next reading agrees with the leap: it is believed from then on. Until
+  // then the last reading stands. (Racy across vCPUs, harmlessly: the
+  // guests that read it on two vCPUs read it close together.)
+  const uint64_t t = raw_monotonic_ns();
+  if (last_reading && t > last_reading + kLeapNs) {
+    const bool confirmed = leap_seen && t >= leap_seen && t - leap_seen < kLeapConfirmNs;
+    if (!confirmed) {
+      leap_seen = t;
+      leaps_refused = leaps_refused + 1;
+      return last_reading;
+    }
+  }
+  leap_seen = 0;
+  last_reading = t;
+  return t;
+}
+
+uint64_t leaps_refused_count() { return leaps_refused; }
 
 bool has_time_page() { return time_page()->magic == platform::kTimePageMagic; }
 

@@ -11,8 +11,12 @@ namespace timekeeping {
 void clock_init();
 const char* clock_source();     // "kvmclock" or "tsc (PIT-calibrated)"
 uint64_t tsc_hz();
-// Nanoseconds since an arbitrary point, never going backwards.
+// Nanoseconds since an arbitrary point, never going backwards. A reading
+// that leaps more than an hour ahead of the last is refused (the last one
+// is returned) unless the next reading confirms it.
 uint64_t monotonic_ns();
+// Readings monotonic_ns() refused as absurd leaps.
+uint64_t leaps_refused_count();
 // The monotonic clock plus the VMM's offset for this VM (0 while a negative
 // offset exceeds the time since boot).
 uint64_t now_ns();
