@@ -185,7 +185,8 @@ void EventLoop::note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint
   // Another interrupt woke us. Had the timer fired, its handler would have
   // run by now (a pending interrupt is taken as soon as IF is set again),
   // so a deadline long past with no timer interrupt taken means the timer's
-  // interrupt was lost below us (seen under nested software-emulated SVM).
+  // interrupt was lost below us (suspected under the nested runner, whose
+  // software-emulated SVM is known to fail interrupt deliveries).
   // Nothing to recover: the loop runs the due timers and re-arms.
   if (!armed_deadline || timer_interrupts_ != timer_interrupts_before) return;
   const uint64_t now = timekeeping::monotonic_ns();

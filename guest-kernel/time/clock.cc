@@ -51,11 +51,12 @@ uint64_t kvmclock_ns() {
   do {
     v0 = pvclock.version;
     asm volatile("" ::: "memory");  // x86 keeps loads in order; stop the compiler
-    // The TSC can read a little behind the timestamp the hypervisor took
-    // (seen nested: a vCPU moved between host CPUs whose TSCs differ by a
-    // few cycles). Unsigned, that difference would wrap into a jump of
-    // centuries, and every timer set at that moment would never fire: a
-    // TSC behind the timestamp reads as the timestamp.
+    // The TSC could read a little behind the timestamp the hypervisor took
+    // (a vCPU moved between host CPUs whose TSCs differ by a few cycles;
+    // suspected, not seen, under the nested runner). Unsigned, that
+    // difference would wrap into a jump of centuries, and every timer set
+    // at that moment would never fire: a TSC behind the timestamp reads as
+    // the timestamp, and the event loop reports the count.
     const int64_t since = static_cast<int64_t>(x86::rdtsc() - pvclock.tsc_timestamp);
     if (since < 0) tsc_behind_reads = tsc_behind_reads + 1;
     uint64_t delta = since < 0 ? 0 : static_cast<uint64_t>(since);
