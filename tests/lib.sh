@@ -52,6 +52,11 @@ count_result() {  # RESULT
     *) failed=$((failed + 1)) ;;
   esac
 }
+# A test just ended with RESULT: counted, and recorded for a rerun.
+conclude() {  # NAME RESULT
+  count_result "$2"
+  progress_record end "$1" "$2"
+}
 
 run_test() {
   local name=$1 fn=$2 log rc=0 t0=$SECONDS earlier
@@ -62,28 +67,23 @@ run_test() {
     return
   fi
   if (($(progress_starts "$name") >= kMaxUnfinishedStarts)); then
-    count_result FAIL
-    progress_record end "$name" FAIL
+    conclude "$name" FAIL
     echo "FAIL $name: the nested host died under this test $kMaxUnfinishedStarts times"
     return
   fi
   progress_record start "$name"
   log=$("$fn" 2>&1) || rc=$?
   if ((rc == 0)); then
-    count_result ok
-    progress_record end "$name" ok
+    conclude "$name" ok
     echo "ok   $name ($((SECONDS - t0)) s)"
   elif ((rc == kSkip)); then
-    count_result skip
-    progress_record end "$name" skip
+    conclude "$name" skip
     echo "skip $name: $(tail -n 1 <<<"$log")"
   elif [[ $log == *"$kPhantomTripleFault"* ]] && log=$("$fn" 2>&1); then
-    count_result ok
-    progress_record end "$name" ok
+    conclude "$name" ok
     echo "ok   $name ($((SECONDS - t0)) s; on a second run: the first saw a guest triple fault the guest never reported)"
   else
-    count_result FAIL
-    progress_record end "$name" FAIL
+    conclude "$name" FAIL
     echo "FAIL $name"
     printf '%s\n' "$log" | tail -n 40 | sed 's/^/     | /'
   fi

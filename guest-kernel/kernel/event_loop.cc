@@ -126,15 +126,16 @@ bool EventLoop::run_once() {
   return did;
 }
 
-void EventLoop::arm_hardware_timer() {
+uint64_t EventLoop::arm_hardware_timer() {
   if (timers_.empty()) {
     x86::apic_timer_disarm();
-    return;
+    return 0;
   }
   const uint64_t deadline = timers_.begin()->first.first;
   const uint64_t now = timekeeping::monotonic_ns();
   const uint64_t delta = deadline > now ? deadline - now : 0;
   x86::apic_timer_arm_tsc(x86::rdtsc() + timekeeping::ns_to_tsc(delta));
+  return deadline;
 }
 
 void EventLoop::run(const std::function<bool()>& until) {
@@ -142,6 +143,7 @@ void EventLoop::run(const std::function<bool()>& until) {
   x86::sti();
   while (!stopped_ && !(until && until())) {
     if (run_once()) continue;
+    report_clock_anomalies();  // before cli: printing takes a while
     // Nothing to do: arm the timer and halt. Interrupts are off from the
     // check to the hlt (sti's shadow covers it), so no wakeup is lost.
     x86::cli();
@@ -149,16 +151,14 @@ void EventLoop::run(const std::function<bool()>& until) {
       x86::sti();
       continue;
     }
-    arm_hardware_timer();
-    if (!timers_.empty() && timers_.begin()->first.first <= timekeeping::monotonic_ns()) {
+    const uint64_t armed_deadline = arm_hardware_timer();  // 0: no timer
+    if (armed_deadline && armed_deadline <= timekeeping::monotonic_ns()) {
       x86::sti();
       continue;
     }
     ++halts_;
     x86::post_mortem::check_cpu_state();
-    report_clock_anomalies();
     const uint64_t timer_interrupts_before = timer_interrupts_;
-    const uint64_t armed_deadline = timers_.empty() ? 0 : timers_.begin()->first.first;
     x86::sti_hlt();
     note_lost_timer_interrupt(timer_interrupts_before, armed_deadline);
   }

@@ -64,7 +64,7 @@ class EventLoop {
     Callback fn;
   };
   bool run_once();  // true if it did something
-  void arm_hardware_timer();
+  uint64_t arm_hardware_timer();  // the deadline armed, 0 if none
   void note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint64_t armed_deadline);
   void report_clock_anomalies();
 
