@@ -8,4 +8,4 @@ jepsen_SRCS = tests/jepsen/jepsen_main.cc tests/jepsen/nemesis.cc $(CLIENTS_RUNT
 jepsen_LIBS := -pthread
 
 UNIT_TESTS += jepsen
-jepsen_TEST_SRCS = tests/jepsen/nemesis_test.cc tests/jepsen/nemesis.cc
+jepsen_TEST_SRCS = tests/jepsen/nemesis_test.cc tests/jepsen/nemesis.cc vmm/net/switch.cc

@@ -2,11 +2,21 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
+#include <string>
+#include <vector>
+
+#include "vmm/net/switch.h"
 
 namespace jepsen {
 namespace {
+
+struct DiscardSink : vmm::net::FrameSink {
+  void deliver(vmm::net::Frame) override {}
+};
 
 TEST(Nemesis, ParsesEveryKindAndRejectsOthers) {
   NemesisKind k;
@@ -39,6 +49,46 @@ TEST(Nemesis, PartitionsCoverEveryNodeAndCutSomething) {
       ASSERT_EQ(f.heal.size(), 1u);
       EXPECT_EQ(f.heal[0]["cmd"], "heal");
     }
+  }
+}
+
+// The switch takes every partition the schedule draws (a bridge names its
+// middle node in both groups) and cuts exactly the links between nodes
+// that share no group: some, never all, and never one of the bridge's.
+TEST(Nemesis, SwitchAcceptsEveryPartition) {
+  for (int nodes : {3, 5}) {
+    NemesisSchedule s(NemesisKind::kPartition, nodes, 9);
+    bool saw_bridge = false;
+    for (int i = 0; i < 60; ++i) {
+      vmm::net::Switch sw;
+      std::vector<std::shared_ptr<vmm::net::FramePort>> ports;
+      for (int vm = 0; vm < nodes; ++vm) ports.push_back(sw.attach("vm" + std::to_string(vm), std::make_shared<DiscardSink>()));
+      const Fault f = s.next();
+      std::vector<std::vector<std::string>> groups;
+      for (const auto& g : f.inject[0]["groups"]) {
+        groups.emplace_back();
+        for (const auto& vm : g) groups.back().push_back("vm" + std::to_string(vm.get<int>()));
+      }
+      ASSERT_NO_THROW(sw.partition(groups)) << f.description;
+      saw_bridge |= f.description.find("bridge") != std::string::npos;
+      int cut = 0;
+      for (int a = 0; a < nodes; ++a) {
+        for (int b = 0; b < nodes; ++b) {
+          if (a == b) continue;
+          bool together = false;
+          for (const auto& g : f.inject[0]["groups"]) {
+            const auto v = g.get<std::vector<int>>();
+            together |= std::count(v.begin(), v.end(), a) && std::count(v.begin(), v.end(), b);
+          }
+          const bool is_cut = sw.link("vm" + std::to_string(a), "vm" + std::to_string(b)).cut;
+          EXPECT_EQ(is_cut, !together) << f.description << " vm" << a << "->vm" << b;
+          cut += is_cut;
+        }
+      }
+      EXPECT_GT(cut, 0) << f.description;
+      EXPECT_LT(cut, nodes * (nodes - 1)) << f.description;
+    }
+    EXPECT_TRUE(saw_bridge) << nodes << " nodes";
   }
 }
 

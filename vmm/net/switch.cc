@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -208,14 +209,18 @@ class Switch::Core {
 
   void partition(const std::vector<std::vector<std::string>>& groups) {
     std::lock_guard lock(mu_);
-    std::map<int, size_t> group_of;
+    // Which groups name each port: a port may stand in several (a bridge).
+    std::map<int, std::set<size_t>> groups_of;
     for (size_t g = 0; g < groups.size(); ++g)
-      for (const std::string& name : groups[g])
-        if (!group_of.emplace(known(name), g).second)
-          throw std::invalid_argument("port '" + name + "' is named in more than one group");
-    for (auto& [a, ga] : group_of)
-      for (auto& [b, gb] : group_of)
-        if (ga != gb) link(a, b).faults.cut = true;
+      for (const std::string& name : groups[g]) groups_of[known(name)].insert(g);
+    auto share_a_group = [](const std::set<size_t>& x, const std::set<size_t>& y) {
+      for (size_t g : x)
+        if (y.count(g)) return true;
+      return false;
+    };
+    for (auto& [a, ga] : groups_of)
+      for (auto& [b, gb] : groups_of)
+        if (a != b && !share_a_group(ga, gb)) link(a, b).faults.cut = true;
   }
 
   void heal_all() {

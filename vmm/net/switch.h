@@ -112,8 +112,10 @@ class Switch {
   LinkFaults link(const std::string& from, const std::string& to) const;
   // Cuts every link into and out of port (to every known port).
   void isolate(const std::string& port);
-  // Cuts every link between ports of different groups; links inside a
-  // group and links of ports named in no group are left as they are.
+  // Cuts every link between two ports that share no group; links inside a
+  // group and links of ports named in no group are left as they are. A
+  // port may stand in several groups: {{a, m}, {m, b}} is a bridge, where
+  // m talks to both sides and a and b cannot talk to each other.
   void partition(const std::vector<std::vector<std::string>>& groups);
   // Every link perfect again; frames held for reordering are released.
   void heal_all();

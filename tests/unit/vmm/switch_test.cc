@@ -234,7 +234,7 @@ TEST(SwitchTest, LinkControlsValidateTheirArguments) {
   EXPECT_THROW(r.sw.set_link("vm0", "vm1", {.dup_prob = -0.1}), std::invalid_argument);
   EXPECT_THROW(r.sw.set_link("vm0", "vm1", {.reorder_prob = std::nan("")}), std::invalid_argument);
   EXPECT_THROW(r.sw.isolate("nope"), std::invalid_argument);
-  EXPECT_THROW(r.sw.partition({{"vm0"}, {"vm0", "vm1"}}), std::invalid_argument);
+  EXPECT_THROW(r.sw.partition({{"vm0"}, {"nope"}}), std::invalid_argument);
   const LinkFaults f{.drop_prob = 0.25, .delay_ns = 5};
   r.sw.set_link("vm0", "vm1", f);
   EXPECT_EQ(r.sw.link("vm0", "vm1"), f);
@@ -280,6 +280,20 @@ TEST(SwitchTest, PartitionCutsBetweenGroupsOnly) {
   r.sw.heal_all();
   r.announce(2);
   EXPECT_EQ(r.sinks[0]->count(), 3u);
+}
+
+TEST(SwitchTest, BridgePartitionKeepsTheMiddleNodeInBothHalves) {
+  Rig r({}, 4);
+  r.sw.partition({{"vm0", "vm2"}, {"vm1", "vm2"}});  // vm2 bridges; vm3 in no group
+  for (int i = 0; i < 4; ++i) r.announce(i);
+  EXPECT_EQ(r.sinks[0]->count(), 2u);  // vm2, vm3 (not vm1)
+  EXPECT_EQ(r.sinks[1]->count(), 2u);  // vm2, vm3 (not vm0)
+  EXPECT_EQ(r.sinks[2]->count(), 3u);  // everyone
+  EXPECT_EQ(r.sinks[3]->count(), 3u);
+  EXPECT_TRUE(r.sw.link("vm0", "vm1").cut);
+  EXPECT_TRUE(r.sw.link("vm1", "vm0").cut);
+  EXPECT_FALSE(r.sw.link("vm0", "vm2").cut);
+  EXPECT_FALSE(r.sw.link("vm2", "vm1").cut);
 }
 
 TEST(SwitchTest, FaultsPersistWhenAPortReattaches) {
