@@ -46,6 +46,9 @@ const char* usage_text() {
          "      --vm I:ARGS       append ARGS to VM I's command line only (repeatable)\n"
          "      --control PATH    serve the control socket at PATH (pause, kill, restart, partition,\n"
          "                        link faults, clock skew: see vmctl --sock PATH help); implies --vms 1\n"
+         "      --on-crash stop|restart  what happens to a VM whose guest crashed (default stop);\n"
+         "                        restart boots it again from its disk, unless it crashed 5 times\n"
+         "                        within 60 s; implies --vms 1\n"
          "\n"
          "exit status: the guest's debug-exit status (a cluster: 0 if every VM exited 0, else the\n"
          "first nonzero status in VM order); 120 if the guest crashed (triple fault,\n"
@@ -268,7 +271,7 @@ CliResult parse_cli(const std::vector<std::string>& args) {
   if (cmd != "run") throw UsageError("unknown command '" + cmd + "' (try 'vmm --help')");
   r.command = CliCommand::kRun;
 
-  bool merge_rate_given = false;
+  bool merge_rate_given = false, on_crash_given = false;
   for (OptionReader opt(args, 1); opt.next();) {
     const std::string& a = opt.word();
     const std::string& name = opt.name();
@@ -315,6 +318,13 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     else if (name == "--gateway") parse_gateway(opt.value(), r.cluster);
     else if (name == "--switch-seed") r.cluster.switch_seed = parse_seed(opt.value());
     else if (name == "--vm") parse_vm_cmdline(opt.value(), r.cluster);
+    else if (name == "--on-crash") {
+      const std::string policy = opt.value();
+      if (policy != "stop" && policy != "restart")
+        throw UsageError("--on-crash must be stop or restart, not '" + policy + "'");
+      r.cluster.restart_on_crash = policy == "restart";
+      on_crash_given = true;
+    }
     else if (name == "--control") {
       r.cluster.control = opt.value();
       if (r.cluster.control.empty()) throw UsageError("--control needs a socket path");
@@ -332,7 +342,7 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     throw UsageError("--balloon-target " + std::to_string(r.config.balloon_target >> 20) +
                      " MiB is larger than the guest's " + std::to_string(r.config.mem_bytes >> 20) + " MiB");
   ClusterConfig& c = r.cluster;
-  if ((c.gateway_base != 0 || !c.control.empty()) && c.vms == 0) c.vms = 1;
+  if ((c.gateway_base != 0 || !c.control.empty() || on_crash_given) && c.vms == 0) c.vms = 1;
   if (c.gateway_base != 0 && c.gateway_base + c.vms - 1 > 65535)
     throw UsageError("--gateway " + std::to_string(c.gateway_base) + " leaves no host port for VM " +
                      std::to_string(65535 - c.gateway_base + 1) + " (ports BASE to BASE+N-1 must exist)");

@@ -88,6 +88,9 @@ struct ClusterConfig {
   // --vm I:ARGS, appended to VM I's command line (a role, a node id...).
   std::map<int, std::string> vm_cmdline;
   std::string control;  // --control PATH: the control socket (vmm/cluster_control.h)
+  // --on-crash restart: a VM whose guest crashed boots again (same
+  // configuration, same disk), as a machine with a watchdog would.
+  bool restart_on_crash = false;
 };
 
 // Same-page merging across every VM of the process (vmm/memory/merge_service.h).

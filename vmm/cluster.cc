@@ -2,6 +2,7 @@
 
 #include "vmm/cluster_control.h"
 #include "vmm/control/control_server.h"
+#include "vmm/thread_name.h"
 
 #include <cstdio>
 #include <iostream>
@@ -149,8 +150,12 @@ void Cluster::start_locked(int i) {
   Slot& s = slots_[i];
   s.running = true;
   s.killed = false;
+  s.restart_due = false;
   ++s.boots;
   s.thread = std::thread([this, i] {
+    // Named, or it would inherit its starter's name ("control" after a
+    // restart from the control socket).
+    set_thread_name("vm" + std::to_string(i));
     Machine* m;
     {
       std::lock_guard lock(mu_);
@@ -176,6 +181,7 @@ void Cluster::start_locked(int i) {
                                                     : "";
       std::cerr << "vmm: vm " + std::to_string(i) + " exited with status " + std::to_string(status) + why + "\n";
     }
+    if (status == kExitGuestCrash && !s.killed) note_crash_locked(i);
     // Last: restart() joins this thread once it sees the VM stopped.
     s.running = false;
     changed_.notify_all();
@@ -204,13 +210,30 @@ int Cluster::run() {
     for (int i = 0; i < cc_.vms; ++i) start_locked(i);
   }
   {
+    // Until every VM has stopped; restarts after crashes (--on-crash
+    // restart) are done here, where no VM thread needs joining itself.
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [this] {
-      for (const Slot& s : slots_) {
-        if (s.running) return false;
+    for (;;) {
+      changed_.wait(lock, [this] {
+        for (const Slot& s : slots_)
+          if (s.restart_due) return true;
+        return !any_running_locked();
+      });
+      for (int i = 0; i < cc_.vms; ++i) {
+        Slot& s = slots_[static_cast<size_t>(i)];
+        if (!s.restart_due) continue;
+        s.restart_due = false;
+        if (shutting_down_) continue;
+        std::cerr << "vmm: vm " + std::to_string(i) + " crashed; booting it again (--on-crash restart, crash " +
+                         std::to_string(s.crashes) + ")\n";
+        try {
+          restart_locked(i, /*if_stopped=*/true);
+        } catch (const std::exception& e) {
+          std::cerr << "vmm: vm " + std::to_string(i) + " could not boot again: " + e.what() + "\n";
+        }
       }
-      return true;
-    });
+      if (!any_running_locked()) break;
+    }
   }
   server.reset();
   for (Slot& s : slots_) {
@@ -242,7 +265,7 @@ Cluster::VmStatus Cluster::status(int vm) {
   std::lock_guard lock(mu_);
   Slot& s = slot_locked(vm);
   const VmState state = !s.running ? VmState::kStopped : s.machine->paused() ? VmState::kPaused : VmState::kRunning;
-  return {state, s.exit_status, s.killed, s.boots, s.machine->clock_offset()};
+  return {state, s.exit_status, s.killed, s.boots, s.crashes, s.machine->clock_offset()};
 }
 
 void Cluster::pause(int vm) {
@@ -250,6 +273,13 @@ void Cluster::pause(int vm) {
   Slot& s = slot_locked(vm);
   if (!s.running) throw std::runtime_error("VM " + std::to_string(vm) + " is not running");
   if (!s.machine->pause()) throw std::runtime_error("VM " + std::to_string(vm) + "'s vCPUs did not stop within 2 s");
+}
+
+std::vector<VcpuProbe> Cluster::probe_vcpus(int vm) {
+  std::lock_guard lock(mu_);
+  Slot& s = slot_locked(vm);
+  if (!s.running) throw std::runtime_error("VM " + std::to_string(vm) + " is not running");
+  return s.machine->probe_vcpus();
 }
 
 void Cluster::resume(int vm) {
@@ -267,8 +297,33 @@ void Cluster::kill(int vm) {
   s.machine->kill(kKilledStatus);
 }
 
+bool Cluster::any_running_locked() const {
+  for (const Slot& s : slots_)
+    if (s.running) return true;
+  return false;
+}
+
+void Cluster::note_crash_locked(int vm) {
+  Slot& s = slots_[static_cast<size_t>(vm)];
+  ++s.crashes;
+  if (!cc_.restart_on_crash || shutting_down_) return;
+  const auto now = std::chrono::steady_clock::now();
+  while (!s.recent_crashes.empty() && now - s.recent_crashes.front() > kCrashStormWindow) s.recent_crashes.pop_front();
+  s.recent_crashes.push_back(now);
+  if (s.recent_crashes.size() >= kCrashStormCount) {
+    std::cerr << "vmm: vm " + std::to_string(vm) + " crashed " + std::to_string(kCrashStormCount) + " times within " +
+                     std::to_string(kCrashStormWindow.count()) + " s; left stopped\n";
+    return;
+  }
+  s.restart_due = true;
+}
+
 void Cluster::restart(int vm, bool if_stopped) {
   std::lock_guard lock(mu_);
+  restart_locked(vm, if_stopped);
+}
+
+void Cluster::restart_locked(int vm, bool if_stopped) {
   Slot& s = slot_locked(vm);
   if (shutting_down_) throw std::runtime_error("the cluster is shutting down");
   if (s.running) {

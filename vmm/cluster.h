@@ -19,7 +19,9 @@
 // same configuration and disk), cuts and heals links and skews clocks.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -77,10 +79,13 @@ class Cluster {
     int exit_status;  // when stopped
     bool killed;      // stopped by kill(), not by the guest
     int boots;        // 1 + restarts
+    int crashes;      // guest crashes, over all boots
     int64_t clock_offset_ns;
   };
   VmStatus status(int vm);
   void pause(int vm);
+  // The running VM's vCPUs, registers and LAPIC (Machine::probe_vcpus).
+  std::vector<VcpuProbe> probe_vcpus(int vm);
   void resume(int vm);
   void kill(int vm);
   // Boots a stopped VM again (same configuration, same disk). With
@@ -103,11 +108,24 @@ class Cluster {
     int exit_status = 0;
     bool killed = false;
     int boots = 0;
+    int crashes = 0;
+    // --on-crash restart: crash times within the storm window; run()
+    // restarts a VM whose restart_due is set.
+    std::deque<std::chrono::steady_clock::time_point> recent_crashes;
+    bool restart_due = false;
   };
   static constexpr int kKilledStatus = 137;  // as a shell reports SIGKILL
+  // A VM that crashes this often within the window is left stopped.
+  static constexpr size_t kCrashStormCount = 5;
+  static constexpr std::chrono::seconds kCrashStormWindow{60};
 
   std::unique_ptr<Machine> make_machine(int vm, const MachineFactory& factory = {});
   void start_locked(int vm);  // mu_ held
+  void restart_locked(int vm, bool if_stopped);  // mu_ held
+  bool any_running_locked() const;               // mu_ held
+  // The VM thread's end, mu_ held: a crash under --on-crash restart marks
+  // the VM for run() to restart, unless it crashes in a storm.
+  void note_crash_locked(int vm);
   Slot& slot_locked(int vm);  // mu_ held; throws for a bad index
 
   VmConfig base_;

@@ -1,6 +1,7 @@
 #include "vmm/cluster_control.h"
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,35 @@ const char* state_name(Cluster::VmState s) {
   return "?";
 }
 
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Json vcpu_json(const VcpuProbe& p) {
+  const uint32_t lvt = p.lvt_timer;
+  const char* mode = ((lvt >> 17) & 3) == 2 ? "tsc-deadline" : ((lvt >> 17) & 3) == 1 ? "periodic" : "one-shot";
+  Json timer{{"vector", lvt & 0xff}, {"masked", (lvt & (1u << 16)) != 0}, {"mode", mode}};
+  // How far ahead the deadline is (negative: already past).
+  if (p.tsc_deadline && p.tsc_khz) {
+    const double ms = static_cast<double>(static_cast<int64_t>(p.tsc_deadline - p.tsc)) / p.tsc_khz;
+    timer["deadline_ahead_ms"] = std::round(ms * 1000) / 1000;
+  }
+  Json j{{"vcpu", p.index},
+         {"state", mp_state_name(p.mp_state)},
+         {"rip", hex(p.rip)},
+         {"interrupts_enabled", (p.rflags & (1u << 9)) != 0},
+         {"interrupt_shadow", p.interrupt_shadow},
+         {"tpr", p.tpr},
+         {"ppr", p.ppr},
+         {"in_service", p.in_service},
+         {"requested", p.requested},
+         {"timer", timer}};
+  if (p.interrupt_injected) j["injecting"] = p.injected_vector;
+  return j;
+}
+
 }  // namespace
 
 void add_cluster_commands(Cluster& c, control::CommandTable& t) {
@@ -67,7 +97,7 @@ void add_cluster_commands(Cluster& c, control::CommandTable& t) {
     Json vms = Json::array();
     for (int i = 0; i < c.vms(); ++i) {
       const auto s = c.status(i);
-      Json vm{{"vm", i}, {"state", state_name(s.state)}, {"boots", s.boots},
+      Json vm{{"vm", i}, {"state", state_name(s.state)}, {"boots", s.boots}, {"crashes", s.crashes},
               {"clock_offset_ms", s.clock_offset_ns / 1'000'000}};
       if (s.state == Cluster::VmState::kStopped) {
         vm["exit_status"] = s.exit_status;
@@ -81,6 +111,14 @@ void add_cluster_commands(Cluster& c, control::CommandTable& t) {
   t.add("pause", "stop a VM's vCPUs: {vm}", [&c](const Json& a) {
     const int vm = get_vm(c, a);
     return guarded([&] { c.pause(vm); return Json(); });
+  });
+  t.add("vcpus", "a VM's vCPUs: registers, LAPIC vectors in service and requested, timer: {vm}", [&c](const Json& a) {
+    const int vm = get_vm(c, a);
+    return guarded([&] {
+      Json vcpus = Json::array();
+      for (const VcpuProbe& p : c.probe_vcpus(vm)) vcpus.push_back(vcpu_json(p));
+      return Json{{"vm", vm}, {"vcpus", vcpus}};
+    });
   });
   t.add("resume", "let a paused VM run: {vm}", [&c](const Json& a) {
     const int vm = get_vm(c, a);

@@ -28,6 +28,8 @@ static_assert(sizeof(KvmFlexHeader) == 8);
 constexpr unsigned long kKvmGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, sizeof(KvmFlexHeader));
 constexpr unsigned long kKvmSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, sizeof(KvmFlexHeader));
 constexpr unsigned long kKvmSetGsiRouting = _IOC(_IOC_WRITE, KVMIO, 0x6a, sizeof(KvmFlexHeader));
+constexpr unsigned long kKvmGetMsrs = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, sizeof(KvmFlexHeader));
+constexpr unsigned long kKvmSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, sizeof(KvmFlexHeader));
 
 // A header followed by `n` entries of T, as one aligned buffer.
 template <typename T>

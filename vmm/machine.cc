@@ -371,6 +371,26 @@ void Machine::resume() {
   pause_cv_.notify_all();
 }
 
+std::vector<VcpuProbe> Machine::probe_vcpus() {
+  const bool was_paused = paused();
+  auto let_run = [&] {
+    if (!was_paused) resume();
+  };
+  if (!pause()) {
+    let_run();
+    throw std::runtime_error("the vCPUs did not stop within 2 s");
+  }
+  std::vector<VcpuProbe> probes;
+  try {
+    for (auto& v : vcpus_) probes.push_back(probe_vcpu(*v));
+  } catch (...) {
+    let_run();
+    throw;
+  }
+  let_run();
+  return probes;
+}
+
 void Machine::kill(int status) { request_stop(status); }
 
 void Machine::set_clock_offset(int64_t offset_ns) { time_page_.set(offset_ns, time_page_.uncertainty_ns()); }
@@ -390,6 +410,10 @@ void Machine::vcpu_loop(int index) {
       // after this line is seen below or makes KVM_RUN return at once.
       vcpu.run_area()->immediate_exit = 0;
       if (paused_ || held_) {
+        // A parked VM's console is complete in its file: a line cut by the
+        // pause would otherwise wait in stdio's buffer, and a VMM killed
+        // while paused (snapshot, then kill -9) would lose it.
+        if (console_) std::fflush(console_);
         std::unique_lock lock(control_mu_);
         ++parked_;
         pause_cv_.notify_all();

@@ -26,6 +26,7 @@
 #include "vmm/post_mortem.h"
 #include "vmm/snapshot/kvm_dirty_log.h"
 #include "vmm/time_page.h"
+#include "vmm/vcpu_probe.h"
 
 namespace vmm {
 
@@ -82,6 +83,10 @@ class Machine {
   bool pause();
   void resume();
   bool paused() const { return paused_.load(); }
+  // Every vCPU's registers and LAPIC (vmm/vcpu_probe.h), read with the
+  // vCPUs parked; the VM runs on afterwards (a paused VM stays paused).
+  // Throws std::runtime_error if they did not park within 2 s.
+  std::vector<VcpuProbe> probe_vcpus();
   // Ends the VM now, as a power cut would: run() returns `status`.
   void kill(int status);
   // Skews this VM's clock (the time page's offset, boot/platform.h).

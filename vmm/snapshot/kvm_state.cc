@@ -11,10 +11,9 @@ namespace {
 
 // Flexible-array KVM structs have the wrong size in C++ with Linux 6.1's
 // headers (kvm.h in vmm/ explains): their ioctl numbers are spelled here
-// with the C sizes. kvm_msr_list's header is one u32; kvm_msrs' is two.
+// with the C sizes. kvm_msr_list's header is one u32 (kvm_msrs', two u32s,
+// is KvmFlexHeader: kKvmGetMsrs and kKvmSetMsrs in kvm.h).
 constexpr unsigned long kGetMsrIndexList = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x02, 4);
-constexpr unsigned long kGetMsrs = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, sizeof(KvmFlexHeader));
-constexpr unsigned long kSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, sizeof(KvmFlexHeader));
 // struct kvm_xsave is 4096 bytes in C (a trailing flexible array).
 struct Xsave {
   uint32_t region[1024];
@@ -77,7 +76,7 @@ void save_vcpu(Vcpu& vcpu, const std::vector<uint32_t>& msrs, bool has_xsave, bo
   while (!remaining.empty()) {
     KvmFlexBuffer<kvm_msr_entry> buf(static_cast<uint32_t>(remaining.size()));
     for (size_t i = 0; i < remaining.size(); ++i) buf.entries()[i] = kvm_msr_entry{remaining[i], 0, 0};
-    const long got = msr_ioctl(fd, kGetMsrs, buf, "KVM_GET_MSRS");
+    const long got = msr_ioctl(fd, kKvmGetMsrs, buf, "KVM_GET_MSRS");
     for (long i = 0; i < got; ++i) values.push_back(buf.entries()[i]);
     remaining.erase(remaining.begin(), remaining.begin() + std::min<long>(got + 1, static_cast<long>(remaining.size())));
   }
@@ -132,7 +131,7 @@ void restore_vcpu(Vcpu& vcpu, ByteReader& in) {
     if (list.empty()) return;
     KvmFlexBuffer<kvm_msr_entry> buf(static_cast<uint32_t>(list.size()));
     std::memcpy(buf.entries(), list.data(), list.size() * sizeof(kvm_msr_entry));
-    const long done = msr_ioctl(fd, kSetMsrs, buf, "KVM_SET_MSRS");
+    const long done = msr_ioctl(fd, kKvmSetMsrs, buf, "KVM_SET_MSRS");
     // A saved MSR this KVM will not take back means the vCPU would not be
     // the one that was saved: refuse rather than run a different machine.
     if (done != static_cast<long>(list.size()))

@@ -55,6 +55,17 @@ TEST(ClusterCliTest, BadSeeds) {
   EXPECT_EQ(parse_cli({"run", "-k", "k", "--switch-seed", "18446744073709551615"}).cluster.switch_seed, UINT64_MAX);
 }
 
+TEST(ClusterCliTest, OnCrashPolicy) {
+  EXPECT_FALSE(parse_cli({"run", "-k", "k", "--vms", "2"}).cluster.restart_on_crash);
+  auto r = parse_cli({"run", "-k", "k", "--vms", "2", "--on-crash", "restart"});
+  EXPECT_TRUE(r.cluster.restart_on_crash);
+  r = parse_cli({"run", "-k", "k", "--on-crash=stop"});
+  EXPECT_FALSE(r.cluster.restart_on_crash);
+  EXPECT_EQ(r.cluster.vms, 1) << "a crash policy is a cluster's: one VM";
+  EXPECT_EQ(usage_error({"run", "-k", "k", "--on-crash", "reboot"}), "--on-crash must be stop or restart, not 'reboot'");
+  EXPECT_EQ(usage_error({"run", "-k", "k", "--on-crash"}), "option --on-crash needs a value");
+}
+
 TEST(ClusterCliTest, SharedConsoleFileNeedsAnIndex) {
   EXPECT_NE(usage_error({"run", "-k", "k", "--vms", "2", "--console", "c.log"}).find("must contain %i"),
             std::string::npos);
