@@ -134,7 +134,10 @@ uint64_t EventLoop::arm_hardware_timer() {
   const uint64_t deadline = timers_.begin()->first.first;
   const uint64_t now = timekeeping::monotonic_ns();
   const uint64_t delta = deadline > now ? deadline - now : 0;
-  x86::apic_timer_arm_tsc(x86::rdtsc() + timekeeping::ns_to_tsc(delta));
+  if (const int rewrites = x86::apic_timer_arm_tsc(x86::rdtsc() + timekeeping::ns_to_tsc(delta))) {
+    timer_rewrites_ += static_cast<uint64_t>(rewrites);
+    ++timer_rewrite_events_;
+  }
   return deadline;
 }
 
@@ -144,6 +147,7 @@ void EventLoop::run(const std::function<bool()>& until) {
   while (!stopped_ && !(until && until())) {
     if (run_once()) continue;
     report_clock_anomalies();  // before cli: printing takes a while
+    report_timer_rewrites();
     // Nothing to do: arm the timer and halt. Interrupts are off from the
     // check to the hlt (sti's shadow covers it), so no wakeup is lost.
     x86::cli();
@@ -179,6 +183,16 @@ void EventLoop::report_clock_anomalies() {
     kprintf("clock: %lu readings leapt more than an hour ahead and were refused\n", leaps);
     leaps_reported_ = leaps;
   }
+}
+
+void EventLoop::report_timer_rewrites() {
+  // Counted with interrupts off (arm_hardware_timer), said here.
+  if (timer_rewrite_events_ == timer_rewrites_reported_) return;
+  timer_rewrites_reported_ = timer_rewrite_events_;
+  if (timer_rewrite_events_ <= 5 || timer_rewrite_events_ % 100 == 0)
+    kprintf("event loop: a timer deadline read back unarmed before its time and was written again (%lu times, "
+            "%lu writes)\n",
+            timer_rewrite_events_, timer_rewrites_);
 }
 
 void EventLoop::note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint64_t armed_deadline) {

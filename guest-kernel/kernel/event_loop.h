@@ -67,6 +67,7 @@ class EventLoop {
   uint64_t arm_hardware_timer();  // the deadline armed, 0 if none
   void note_lost_timer_interrupt(uint64_t timer_interrupts_before, uint64_t armed_deadline);
   void report_clock_anomalies();
+  void report_timer_rewrites();
 
   std::map<std::pair<uint64_t, TimerId>, Timer> timers_;  // by deadline
   std::map<TimerId, uint64_t> deadline_of_;
@@ -78,5 +79,6 @@ class EventLoop {
   uint64_t halts_ = 0;
   volatile uint64_t timer_interrupts_ = 0;
   uint64_t lost_timer_interrupts_ = 0;
+  uint64_t timer_rewrites_ = 0, timer_rewrite_events_ = 0, timer_rewrites_reported_ = 0;
   uint64_t tsc_behind_reported_ = 0, leaps_reported_ = 0, clock_reports_ = 0;
 };

@@ -12,6 +12,7 @@ constexpr uint64_t kIoapicBase = 0xfec00000;
 enum LapicReg : uint32_t {
   kId = 0x20, kEoi = 0xb0, kSpurious = 0xf0, kIcrLow = 0x300, kIcrHigh = 0x310,
   kLvtTimer = 0x320, kLvtLint0 = 0x350, kLvtLint1 = 0x360, kLvtError = 0x370,
+  kIrr = 0x200,  // eight 32-bit words, 0x10 apart
   kTimerInitial = 0x380, kTimerCurrent = 0x390, kTimerDivide = 0x3e0,
 };
 constexpr uint32_t kLvtMasked = 1u << 16;
@@ -26,6 +27,7 @@ constexpr uint32_t kKvmFeaturePvEoi = 1u << 6;
 alignas(4) volatile uint32_t pv_eoi_word = 0;
 bool pv_eoi = false;
 bool tsc_deadline = false;
+uint8_t timer_vector = 0;
 uint64_t timer_hz = 0;   // LAPIC timer counts per second (divide by 16)
 uint64_t tsc_rate = 0;
 
@@ -44,6 +46,11 @@ uint32_t ioapic_read(uint32_t reg) {
 void ioapic_write(uint32_t reg, uint32_t v) {
   mmio_write32(kIoapicBase, reg);
   mmio_write32(kIoapicBase + 0x10, v);
+}
+
+bool timer_requested() {
+  const uint32_t word = lapic_read(kIrr + 0x10 * (timer_vector / 32u));
+  return word & (1u << (timer_vector % 32));
 }
 
 }  // namespace
@@ -111,6 +118,7 @@ bool apic_has_tsc_deadline() { return tsc_deadline; }
 
 void apic_timer_init(uint8_t vector, uint64_t tsc_hz) {
   tsc_rate = tsc_hz;
+  timer_vector = vector;
   if (tsc_deadline) {
     lapic_write(kLvtTimer, kTimerModeTscDeadline | vector);
     return;
@@ -128,10 +136,20 @@ void apic_timer_init(uint8_t vector, uint64_t tsc_hz) {
   lapic_write(kLvtTimer, vector);  // one-shot, unmasked
 }
 
-void apic_timer_arm_tsc(uint64_t tsc) {
+int apic_timer_arm_tsc(uint64_t tsc) {
+  constexpr int kMaxRewrites = 3;
   if (tsc_deadline) {
-    wrmsr(kMsrTscDeadline, tsc ? tsc : 1);
-    return;
+    const uint64_t value = tsc ? tsc : 1;
+    for (int rewrites = 0;; ++rewrites) {
+      wrmsr(kMsrTscDeadline, value);
+      // The register reads back the deadline until it fires, and 0 after.
+      // It may fire a little early (KVM expires a deadline that lies
+      // within its timer advance at once), but then the timer's vector is
+      // requested (interrupts are off here). 0 before the deadline with
+      // nothing requested is a write that did not take.
+      if (rdmsr(kMsrTscDeadline) != 0 || rdtsc() >= value || timer_requested() || rewrites == kMaxRewrites)
+        return rewrites;
+    }
   }
   const uint64_t now = rdtsc();
   uint64_t counts = 1;
@@ -139,7 +157,11 @@ void apic_timer_arm_tsc(uint64_t tsc) {
     const unsigned __int128 c = (unsigned __int128)(tsc - now) * timer_hz / tsc_rate;
     counts = c > 0xffffffffu ? 0xffffffffu : (c ? static_cast<uint64_t>(c) : 1);
   }
-  lapic_write(kTimerInitial, static_cast<uint32_t>(counts));
+  for (int rewrites = 0;; ++rewrites) {
+    lapic_write(kTimerInitial, static_cast<uint32_t>(counts));
+    // The initial count keeps what was written (the current count runs down).
+    if (lapic_read(kTimerInitial) == counts || rewrites == kMaxRewrites) return rewrites;
+  }
 }
 
 void apic_timer_disarm() {

@@ -18,8 +18,12 @@ void apic_send_self_ipi(uint8_t vector);
 // otherwise (calibrate first).
 bool apic_has_tsc_deadline();
 void apic_timer_init(uint8_t vector, uint64_t tsc_hz);
-// Fires the timer vector once, at `tsc` (an absolute TSC value).
-void apic_timer_arm_tsc(uint64_t tsc);
+// Fires the timer vector once, at `tsc` (an absolute TSC value). The
+// write is read back: a halt on a timer that was never armed lasts until
+// some other interrupt comes, maybe never. Returns how many times it had
+// to be written again (0 normally; suspected under the nested runner's
+// software-emulated SVM, see docs/nested-triple-fault.md).
+int apic_timer_arm_tsc(uint64_t tsc);
 void apic_timer_disarm();
 uint64_t apic_timer_hz();  // count-mode frequency after calibration
 

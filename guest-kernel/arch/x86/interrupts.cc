@@ -1,5 +1,6 @@
 #include "guest-kernel/arch/x86/interrupts.h"
 
+#include "guest-kernel/arch/x86/apic.h"
 #include "guest-kernel/arch/x86/cpu.h"
 #include "guest-kernel/arch/x86/gdt.h"
 #include "guest-kernel/arch/x86/post_mortem.h"
@@ -172,7 +173,10 @@ void dispatch(InterruptFrame* frame) {
     handlers[v].handler(*frame, handlers[v].context);
     return;
   }
+  // EOI'd all the same (not for exceptions): left in service, it would
+  // block its priority class and every class below it.
   kprintf("guest-kernel: interrupt on unregistered vector %lu ignored\n", v);
+  if (v >= 32) apic_eoi();
 }
 
 }  // namespace
