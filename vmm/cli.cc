@@ -1,5 +1,6 @@
 #include "vmm/cli.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace vmm {
@@ -46,9 +47,9 @@ const char* usage_text() {
          "      --vm I:ARGS       append ARGS to VM I's command line only (repeatable)\n"
          "      --control PATH    serve the control socket at PATH (pause, kill, restart, partition,\n"
          "                        link faults, clock skew: see vmctl --sock PATH help); implies --vms 1\n"
-         "      --on-crash stop|restart  what happens to a VM whose guest crashed (default stop);\n"
-         "                        restart boots it again from its disk, unless it crashed 5 times\n"
-         "                        within 60 s; implies --vms 1\n"
+         "      --on-crash stop|restart[:N]  what happens to a VM whose guest crashed (default stop);\n"
+         "                        restart boots it again from its disk, at most N times within 60 s\n"
+         "                        (default 5); implies --vms 1\n"
          "\n"
          "exit status: the guest's debug-exit status (a cluster: 0 if every VM exited 0, else the\n"
          "first nonzero status in VM order); 120 if the guest crashed (triple fault,\n"
@@ -194,6 +195,21 @@ uint16_t parse_port(std::string_view text, const std::string& what) {
 }
 
 // BASE[:PORT]
+// stop, restart (5 restarts within 60 s) or restart:N (N from 1 to 100).
+int parse_on_crash(const std::string& text) {
+  if (text == "stop") return 0;
+  if (text == "restart") return kDefaultCrashRestarts;
+  const std::string prefix = "restart:";
+  if (text.rfind(prefix, 0) == 0) {
+    const std::string n = text.substr(prefix.size());
+    if (!n.empty() && n.size() <= 3 && std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      const int v = std::stoi(n);
+      if (v >= 1 && v <= 100) return v;
+    }
+  }
+  throw UsageError("--on-crash must be stop, restart or restart:N (N from 1 to 100), not '" + text + "'");
+}
+
 void parse_gateway(const std::string& text, ClusterConfig& c) {
   const size_t colon = text.find(':');
   c.gateway_base = parse_port(std::string_view(text).substr(0, colon), "--gateway BASE");
@@ -319,10 +335,7 @@ CliResult parse_cli(const std::vector<std::string>& args) {
     else if (name == "--switch-seed") r.cluster.switch_seed = parse_seed(opt.value());
     else if (name == "--vm") parse_vm_cmdline(opt.value(), r.cluster);
     else if (name == "--on-crash") {
-      const std::string policy = opt.value();
-      if (policy != "stop" && policy != "restart")
-        throw UsageError("--on-crash must be stop or restart, not '" + policy + "'");
-      r.cluster.restart_on_crash = policy == "restart";
+      r.cluster.crash_restarts = parse_on_crash(opt.value());
       on_crash_given = true;
     }
     else if (name == "--control") {

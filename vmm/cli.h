@@ -80,6 +80,7 @@ struct VmConfig {
 };
 
 // Cluster mode (vmm/cluster.h): several VMs in one process, one switch.
+constexpr int kDefaultCrashRestarts = 5;  // --on-crash restart: within kCrashWindow
 struct ClusterConfig {
   int vms = 0;                         // 0: a lone VM, as without --vms
   uint16_t gateway_base = 0;           // --gateway BASE[:PORT]; 0: no gateway
@@ -88,9 +89,10 @@ struct ClusterConfig {
   // --vm I:ARGS, appended to VM I's command line (a role, a node id...).
   std::map<int, std::string> vm_cmdline;
   std::string control;  // --control PATH: the control socket (vmm/cluster_control.h)
-  // --on-crash restart: a VM whose guest crashed boots again (same
-  // configuration, same disk), as a machine with a watchdog would.
-  bool restart_on_crash = false;
+  // --on-crash restart[:N]: a VM whose guest crashed boots again (same
+  // configuration, same disk), as a machine with a watchdog would, at most
+  // N times within 60 s (default 5); 0 (--on-crash stop) leaves it stopped.
+  int crash_restarts = 0;
 };
 
 // Same-page merging across every VM of the process (vmm/memory/merge_service.h).

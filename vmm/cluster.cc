@@ -306,13 +306,13 @@ bool Cluster::any_running_locked() const {
 void Cluster::note_crash_locked(int vm) {
   Slot& s = slots_[static_cast<size_t>(vm)];
   ++s.crashes;
-  if (!cc_.restart_on_crash || shutting_down_) return;
+  if (cc_.crash_restarts == 0 || shutting_down_) return;
   const auto now = std::chrono::steady_clock::now();
-  while (!s.recent_crashes.empty() && now - s.recent_crashes.front() > kCrashStormWindow) s.recent_crashes.pop_front();
+  while (!s.recent_crashes.empty() && now - s.recent_crashes.front() > kCrashWindow) s.recent_crashes.pop_front();
   s.recent_crashes.push_back(now);
-  if (s.recent_crashes.size() >= kCrashStormCount) {
-    std::cerr << "vmm: vm " + std::to_string(vm) + " crashed " + std::to_string(kCrashStormCount) + " times within " +
-                     std::to_string(kCrashStormWindow.count()) + " s; left stopped\n";
+  if (s.recent_crashes.size() > static_cast<size_t>(cc_.crash_restarts)) {
+    std::cerr << "vmm: vm " + std::to_string(vm) + " crashed " + std::to_string(s.recent_crashes.size()) +
+                     " times within " + std::to_string(kCrashWindow.count()) + " s; left stopped\n";
     return;
   }
   s.restart_due = true;

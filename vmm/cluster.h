@@ -109,22 +109,21 @@ class Cluster {
     bool killed = false;
     int boots = 0;
     int crashes = 0;
-    // --on-crash restart: crash times within the storm window; run()
+    // --on-crash restart: crash times within kCrashWindow; run()
     // restarts a VM whose restart_due is set.
     std::deque<std::chrono::steady_clock::time_point> recent_crashes;
     bool restart_due = false;
   };
   static constexpr int kKilledStatus = 137;  // as a shell reports SIGKILL
-  // A VM that crashes this often within the window is left stopped.
-  static constexpr size_t kCrashStormCount = 5;
-  static constexpr std::chrono::seconds kCrashStormWindow{60};
+  // --on-crash restart:N counts restarts within this window.
+  static constexpr std::chrono::seconds kCrashWindow{60};
 
   std::unique_ptr<Machine> make_machine(int vm, const MachineFactory& factory = {});
   void start_locked(int vm);  // mu_ held
   void restart_locked(int vm, bool if_stopped);  // mu_ held
   bool any_running_locked() const;               // mu_ held
   // The VM thread's end, mu_ held: a crash under --on-crash restart marks
-  // the VM for run() to restart, unless it crashes in a storm.
+  // the VM for run() to restart, unless its restarts are used up.
   void note_crash_locked(int vm);
   Slot& slot_locked(int vm);  // mu_ held; throws for a bad index
 

@@ -56,13 +56,17 @@ TEST(ClusterCliTest, BadSeeds) {
 }
 
 TEST(ClusterCliTest, OnCrashPolicy) {
-  EXPECT_FALSE(parse_cli({"run", "-k", "k", "--vms", "2"}).cluster.restart_on_crash);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--vms", "2"}).cluster.crash_restarts, 0);
   auto r = parse_cli({"run", "-k", "k", "--vms", "2", "--on-crash", "restart"});
-  EXPECT_TRUE(r.cluster.restart_on_crash);
+  EXPECT_EQ(r.cluster.crash_restarts, kDefaultCrashRestarts);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--on-crash=restart:1"}).cluster.crash_restarts, 1);
+  EXPECT_EQ(parse_cli({"run", "-k", "k", "--on-crash=restart:100"}).cluster.crash_restarts, 100);
   r = parse_cli({"run", "-k", "k", "--on-crash=stop"});
-  EXPECT_FALSE(r.cluster.restart_on_crash);
+  EXPECT_EQ(r.cluster.crash_restarts, 0);
   EXPECT_EQ(r.cluster.vms, 1) << "a crash policy is a cluster's: one VM";
-  EXPECT_EQ(usage_error({"run", "-k", "k", "--on-crash", "reboot"}), "--on-crash must be stop or restart, not 'reboot'");
+  for (const char* bad : {"reboot", "restart:", "restart:0", "restart:101", "restart:-1", "restart:2x", "Restart"})
+    EXPECT_EQ(usage_error({"run", "-k", "k", "--on-crash", bad}),
+              std::string("--on-crash must be stop, restart or restart:N (N from 1 to 100), not '") + bad + "'");
   EXPECT_EQ(usage_error({"run", "-k", "k", "--on-crash"}), "option --on-crash needs a value");
 }
 
