@@ -5,6 +5,7 @@
 //   vmctl --sock PATH snapshot FILE        (shorthand for file=FILE)
 //   vmctl --sock PATH snapshot FILE --base EARLIER --vm 0   (--KEY VALUE = KEY=VALUE)
 //   vmctl --sock PATH --raw '{"cmd": "stats"}'
+//   vmctl --sock PATH --timeout 5 status   (seconds to wait for the reply; default 60)
 //
 // VALUEs that are plain decimal numbers are sent as numbers, "true"/"false"
 // as booleans, anything else as strings. Prints the reply as indented JSON.
@@ -24,7 +25,8 @@ using vmm::control::Json;
 const char kUsage[] =
     "usage: vmctl --sock PATH COMMAND [KEY=VALUE ...]\n"
     "       vmctl --sock PATH --raw JSON\n"
-    "  vmctl --sock PATH help        lists the commands of that VMM\n";
+    "  vmctl --sock PATH help        lists the commands of that VMM\n"
+    "  --timeout S   seconds to wait for the reply (1 to 3600, default 60)\n";
 
 bool all_digits(const std::string& s) {
   if (s.empty() || s.size() > 19) return false;
@@ -53,6 +55,7 @@ const char* positional_field(const std::string& cmd) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string sock, raw;
+  int timeout_ms = vmm::control::kDefaultRequestTimeoutMs;
   size_t i = 0;
   for (; i < args.size() && args[i].rfind("--", 0) == 0; ++i) {
     if (args[i] == "--help" || args[i] == "-h") {
@@ -67,6 +70,13 @@ int main(int argc, char** argv) {
       sock = args[++i];
     } else if (args[i] == "--raw") {
       raw = args[++i];
+    } else if (args[i] == "--timeout") {
+      const std::string& t = args[++i];
+      if (!all_digits(t) || std::stoull(t) < 1 || std::stoull(t) > 3600) {
+        std::cerr << "vmctl: --timeout must be 1 to 3600 seconds, not '" << t << "'\n" << kUsage;
+        return 2;
+      }
+      timeout_ms = static_cast<int>(std::stoull(t)) * 1000;
     } else {
       std::cerr << "vmctl: unknown option " << args[i] << "\n" << kUsage;
       return 2;
@@ -111,7 +121,7 @@ int main(int argc, char** argv) {
 
   std::string reply;
   try {
-    reply = vmm::control::request(sock, line);
+    reply = vmm::control::request(sock, line, timeout_ms);
   } catch (const std::exception& e) {
     std::cerr << "vmctl: " << e.what() << "\n";
     return 3;

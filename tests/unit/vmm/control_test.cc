@@ -221,5 +221,22 @@ TEST(ControlServer, BadPathsAreClearErrors) {
   EXPECT_THROW(request("/nonexistent-dir/vmm.sock", "{}"), std::runtime_error);
 }
 
+TEST(ControlClient, ASilentServerTimesOut) {
+  // Listening, never answering: a VMM whose control thread is stuck.
+  const std::string path = temp_socket_path();
+  sockaddr_un addr = make_address(path);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  try {
+    request(path, R"({"cmd":"status"})", 200);
+    FAIL() << "no reply, yet request returned";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no reply within 200 ms"), std::string::npos) << e.what();
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
 }  // namespace
 }  // namespace vmm::control
