@@ -371,23 +371,23 @@ void Machine::resume() {
   pause_cv_.notify_all();
 }
 
-std::vector<VcpuProbe> Machine::probe_vcpus() {
-  const bool was_paused = paused();
-  auto let_run = [&] {
-    if (!was_paused) resume();
-  };
-  if (!pause()) {
-    let_run();
+Machine::ParkedVcpus::ParkedVcpus(Machine& m) : m_(m), was_paused_(m.paused()) {
+  if (!m_.pause()) {
+    release();
     throw std::runtime_error("the vCPUs did not stop within 2 s");
   }
+}
+
+void Machine::ParkedVcpus::release() {
+  if (released_) return;
+  released_ = true;
+  if (!was_paused_) m_.resume();
+}
+
+std::vector<VcpuProbe> Machine::probe_vcpus() {
+  ParkedVcpus parked(*this);
   std::vector<VcpuProbe> probes;
-  try {
-    for (auto& v : vcpus_) probes.push_back(probe_vcpu(*v));
-  } catch (...) {
-    let_run();
-    throw;
-  }
-  let_run();
+  for (auto& v : vcpus_) probes.push_back(probe_vcpu(*v));
   return probes;
 }
 

@@ -128,6 +128,23 @@ class Machine {
   void resume_guest_writes();
 
  private:
+  // The vCPUs parked while the VM's state is read (snapshot, probe_vcpus),
+  // and let run again when this ends or at release(); a VM paused before
+  // stays paused. Throws std::runtime_error if they do not park in 2 s.
+  class ParkedVcpus {
+   public:
+    explicit ParkedVcpus(Machine& m);
+    ~ParkedVcpus() { release(); }
+    ParkedVcpus(const ParkedVcpus&) = delete;
+    ParkedVcpus& operator=(const ParkedVcpus&) = delete;
+    void release();
+
+   private:
+    Machine& m_;
+    const bool was_paused_;
+    bool released_ = false;
+  };
+
   // Where the vCPU starts: the kernel's PVH entry and %ebx.
   struct BootEntry {
     uint32_t entry;

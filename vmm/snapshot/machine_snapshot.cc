@@ -97,19 +97,9 @@ Machine::SnapshotResult Machine::snapshot(const std::string& file, const std::st
   meta.config.stats = false;
   writer.section(kConf, snap::encode_meta(meta));
 
-  const bool was_paused = paused();
   const auto t0 = std::chrono::steady_clock::now();
-  auto let_run = [&] {
-    if (!was_paused) resume();
-  };
-  if (!pause()) {
-    let_run();
-    throw std::runtime_error("the vCPUs did not stop within 2 s");
-  }
-  if (stopping_) {
-    let_run();
-    throw std::runtime_error("the VM stopped");
-  }
+  ParkedVcpus parked(*this);
+  if (stopping_) throw std::runtime_error("the VM stopped");
   std::vector<uint64_t> dirty;
   bool took_dirty = false;
   SnapshotResult result;
@@ -184,7 +174,7 @@ Machine::SnapshotResult Machine::snapshot(const std::string& file, const std::st
       snap::save_clock(vm_, b);
       writer.section(kClock, b.data());
     }
-    let_run();
+    parked.release();
     result.pause_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     // fsync and rename while the VM runs again: RAM is no longer read.
     writer.commit();
@@ -192,8 +182,7 @@ Machine::SnapshotResult Machine::snapshot(const std::string& file, const std::st
     // Nothing taken from the dirty log may be lost: the next incremental
     // snapshot must still write those pages.
     if (took_dirty) dirty_log_->give_back(dirty);
-    let_run();
-    throw;
+    throw;  // parked lets the vCPUs run
   }
   result.bytes = writer.bytes_written();
   last_snapshot_ = path;
